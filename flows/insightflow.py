@@ -1,0 +1,197 @@
+"""InsightFlow: Malaysian open data → data lake → warehouse → dbt star schema, daily at 05:00 UTC.
+
+Fetches DOSM's wholesale & retail trade indices (headline ``iowrt`` and by MSIC group ``iowrt_3d``),
+data.gov.my's weekly fuel prices and the MSIC dictionary; validates each against its contract; lands
+Hive-partitioned Parquet in the lake; builds and tests the dbt project ``dbt/insightflow``.
+
+Locally (the default, ``target=dev``) the lake is ``$INSIGHTFLOW_HOME/lake`` and the warehouse
+DuckDB at ``$INSIGHTFLOW_HOME/warehouse.duckdb``::
+
+    python flows/insightflow.py            # live sources
+    python flows/insightflow.py --sample   # offline, deterministic sample through the same path
+
+``target=prod`` lands in S3 (an ``S3Bucket`` block), catalogues in Glue and runs dbt on Athena.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Literal
+
+from prefect import flow, get_run_logger, unmapped
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.futures import wait
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from tasks import config
+from tasks.datasets import DATASETS
+from tasks.ingest import LandResult, fetch_dataset, land_dataset, source_url, validate_dataset
+from tasks.lake import LocalLake, open_lake
+from tasks.locks import home_lock
+from tasks.sample import sample_server
+from tasks.warehouse import build_warehouse
+
+
+class IngestFailed(RuntimeError):
+    """One or more datasets did not land; the message lists each with its cause."""
+
+
+def _failure_cause(futures) -> str:
+    """The first failed stage's message for one dataset's chain of futures."""
+    for future in futures:
+        state = future.state
+        if state.is_failed() or state.is_crashed():
+            try:
+                future.result(raise_on_failure=True)
+            except Exception as exc:  # the task's own exception carries dataset, URL and cause
+                if "upstream" not in str(exc).lower():
+                    return str(exc)
+            return state.message or state.name
+    return "did not complete"
+
+
+def _dev_warehouse_env(home: str | None) -> dict[str, str]:
+    return {"INSIGHTFLOW_WAREHOUSE_PATH": str(config.warehouse_path(home)), "INSIGHTFLOW_LAKE_DIR": str(config.lake_dir(home))}
+
+
+def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summary) -> None:
+    rows = []
+    for name in DATASETS:
+        if name in results:
+            r = results[name]
+            rows.append({"dataset": name, "status": r.status, "rows": r.rows,
+                         "partitions_written": len(r.partitions_written),
+                         "partitions_unchanged": len(r.partitions_unchanged),
+                         "partitions_deleted": len(r.partitions_deleted), "bytes": r.bytes,
+                         "source_etag": r.source_etag or "", "note": r.note})
+        elif name in failures:
+            rows.append({"dataset": name, "status": "failed", "rows": 0, "partitions_written": 0,
+                         "partitions_unchanged": 0, "partitions_deleted": 0, "bytes": 0, "source_etag": "",
+                         "note": failures[name][:300]})
+    create_table_artifact(rows, key="insightflow-datasets", description="Datasets fetched, validated and landed by this run")
+    if dbt_summary is not None:
+        if dbt_summary.skipped:
+            create_markdown_artifact(f"dbt build skipped: {dbt_summary.reason}.", key="insightflow-dbt",
+                                     description="dbt results")
+        else:
+            create_table_artifact(dbt_summary.table(), key="insightflow-dbt",
+                                  description=f"dbt build on target {dbt_summary.target} in {dbt_summary.elapsed_s}s")
+
+
+@flow(name="insightflow", log_prints=True)
+def insightflow(
+    datasets: list[str] | None = None,
+    target: Literal["dev", "prod"] = "dev",
+    sample: bool = False,
+    sample_faults: dict[str, str] | None = None,
+    home: str | None = None,
+    dosm_base_url: str | None = None,
+    datagovmy_base_url: str | None = None,
+    run_dbt: bool = True,
+    full_refresh: bool = False,
+    lake_block: str = "insightflow-lake",
+    aws_credentials_block: str = "insightflow-aws",
+    athena_block: str = "insightflow-athena",
+    catalog_mode: Literal["partitions", "crawler"] = "partitions",
+    crawler_name: str | None = None,
+    lock_timeout_s: float = 900.0,
+) -> dict:
+    """Fetch DOSM and data.gov.my datasets, land them as partitioned Parquet, and build the dbt star schema."""
+    logger = get_run_logger()
+    names = list(datasets or DATASETS)
+    unknown = sorted(set(names) - set(DATASETS))
+    if unknown:
+        raise ValueError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
+    home_dir = config.insightflow_home(home)
+
+    with contextlib.ExitStack() as stack:
+        if sample:
+            server = stack.enter_context(sample_server(sample_faults).running())
+            dosm_base_url = datagovmy_base_url = server.url()
+            logger.info("sample mode: serving the deterministic sample from %s", server.url())
+        stack.enter_context(home_lock(home_dir, timeout_s=lock_timeout_s, what="insightflow"))
+        lake = open_lake(target, home, lake_block)
+        if isinstance(lake, LocalLake):
+            lake.sweep_temporary("raw")
+
+        urls = [source_url(DATASETS[n], dosm_base_url, datagovmy_base_url) for n in names]
+        fetched = fetch_dataset.map(names, urls, unmapped(lake))
+        validated = validate_dataset.map(fetched, unmapped(lake))
+        landed = land_dataset.map(validated, unmapped(lake))
+        wait(landed)
+
+        results: dict[str, LandResult] = {}
+        failures: dict[str, str] = {}
+        for name, chain in zip(names, zip(fetched, validated, landed)):
+            if chain[-1].state.is_completed():
+                results[name] = chain[-1].result()
+            else:
+                failures[name] = _failure_cause(chain)
+
+        if target == "prod" and results:
+            from tasks.glue import catalog_datasets
+
+            catalog_datasets(list(results.values()), lake=lake, aws_credentials_block=aws_credentials_block,
+                             athena_block=athena_block, mode=catalog_mode, crawler_name=crawler_name)
+
+        dbt_summary = None
+        if run_dbt and results:
+            if target == "prod":
+                from tasks.athena import dbt_env_for_prod
+
+                env = dbt_env_for_prod(aws_credentials_block=aws_credentials_block, athena_block=athena_block)
+            else:
+                env = _dev_warehouse_env(home)
+            dbt_summary = build_warehouse(lake, target, env, home_dir / "dbt" / f"insightflow-{target}",
+                                          failed=sorted(failures), full_refresh=full_refresh)
+
+    _publish(results, failures, dbt_summary)
+    summary = {
+        "target": target,
+        "lake": lake.uri(),
+        "warehouse": str(config.warehouse_path(home)) if target == "dev" else "athena",
+        "datasets": {n: r.status for n, r in results.items()} | {n: "failed" for n in failures},
+        "dbt": None if dbt_summary is None else ("skipped" if dbt_summary.skipped else f"{len(dbt_summary.nodes)} nodes"),
+    }
+    if failures:
+        listed = "; ".join(f"{name}: {cause}" for name, cause in sorted(failures.items()))
+        raise IngestFailed(f"{len(failures)} of {len(names)} dataset(s) failed to land: {listed}")
+    return summary
+
+
+def _print_summary(summary: dict) -> None:
+    print("\nInsightFlow run complete.")
+    for name, status in summary["datasets"].items():
+        print(f"  {name:<10} {status}")
+    print(f"  dbt        {summary['dbt']}")
+    print(f"\nLake:      {summary['lake']}")
+    if summary["target"] == "dev":
+        wh = summary["warehouse"]
+        print(f"Warehouse: {wh}")
+        print("Query it, for example:")
+        print(f"  python -c \"import duckdb; duckdb.connect('{wh}', read_only=True)"
+              ".sql('select * from fct_retail_sales_monthly order by month_start_date desc limit 10').show()\"")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Run the InsightFlow pipeline locally.")
+    parser.add_argument("--sample", action="store_true", help="run offline on the deterministic sample data")
+    parser.add_argument("--datasets", nargs="*", choices=sorted(DATASETS), help="only these datasets (default: all)")
+    parser.add_argument("--home", help="INSIGHTFLOW_HOME to use (default: $INSIGHTFLOW_HOME or ./.insightflow)")
+    parser.add_argument("--target", choices=["dev", "prod"], default="dev")
+    parser.add_argument("--full-refresh", action="store_true", help="rebuild dbt models from scratch")
+    parser.add_argument("--no-dbt", action="store_true", help="land the lake only")
+    args = parser.parse_args(argv)
+    summary = insightflow(datasets=args.datasets, sample=args.sample, home=args.home, target=args.target,
+                          full_refresh=args.full_refresh, run_dbt=not args.no_dbt)
+    _print_summary(summary)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,39 @@
+"""Embedded defaults and environment settings shared by both pipelines.
+
+Everything here has a default that runs on a laptop with no cloud: the lake is a directory and the
+warehouse a DuckDB file under ``INSIGHTFLOW_HOME``. Production swaps in blocks through flow parameters.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DBT_DIR = REPO_ROOT / "dbt"
+
+DEFAULT_HOME = "./.insightflow"
+DEFAULT_DOSM_BASE_URL = "https://storage.dosm.gov.my"
+DEFAULT_DATAGOVMY_BASE_URL = "https://storage.data.gov.my"
+
+
+def insightflow_home(home: str | os.PathLike[str] | None = None) -> Path:
+    """The directory holding the local lake and warehouse (``INSIGHTFLOW_HOME``, default ``./.insightflow``)."""
+    value = home or os.environ.get("INSIGHTFLOW_HOME") or DEFAULT_HOME
+    return Path(value).expanduser().resolve()
+
+
+def lake_dir(home: str | os.PathLike[str] | None = None) -> Path:
+    return insightflow_home(home) / "lake"
+
+
+def warehouse_path(home: str | os.PathLike[str] | None = None) -> Path:
+    return insightflow_home(home) / "warehouse.duckdb"
+
+
+def dosm_base_url(override: str | None = None) -> str:
+    return (override or os.environ.get("INSIGHTFLOW_DOSM_BASE_URL") or DEFAULT_DOSM_BASE_URL).rstrip("/")
+
+
+def datagovmy_base_url(override: str | None = None) -> str:
+    return (override or os.environ.get("INSIGHTFLOW_DATAGOVMY_BASE_URL") or DEFAULT_DATAGOVMY_BASE_URL).rstrip("/")

@@ -1,0 +1,136 @@
+"""The InsightFlow datasets and their data contracts.
+
+A contract lists the columns a dataset must carry, the lake name and type of each, and how the
+published file's types are coerced (dates arrive as date32, timestamps or 'YYYY-MM-DD' strings;
+numbers sometimes as strings). Columns the publisher adds later are carried into the lake as they
+are: data.gov.my's fuelprice gained ron95_skps, ron95_budi95, diesel_budi and diesel_skds in 2025.
+Lake column names are safe on Athena/Hive: ``date`` becomes ``ymd_date``, ``group`` ``group_code``,
+``class`` ``class_code``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Kind = Literal["string", "date", "float", "int"]
+
+
+@dataclass(frozen=True)
+class Field:
+    """One column of a contract: its name in the published file, in the lake, and its type."""
+
+    source: str
+    name: str
+    kind: Kind
+    required: bool = True
+    nullable: bool = True
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """A published dataset: where it lives, its contract, and how it is partitioned in the lake."""
+
+    name: str
+    host: Literal["dosm", "datagovmy"]
+    path: str
+    fields: tuple[Field, ...]
+    partition_by_date: bool = True
+    description: str = ""
+
+    @property
+    def date_field(self) -> Field | None:
+        return next((f for f in self.fields if f.kind == "date"), None) if self.partition_by_date else None
+
+    @property
+    def required(self) -> tuple[Field, ...]:
+        return tuple(f for f in self.fields if f.required)
+
+    def field_by_source(self, source: str) -> Field | None:
+        return next((f for f in self.fields if f.source == source), None)
+
+
+def _measure(source: str, required: bool = True) -> Field:
+    return Field(source, source, "float", required=required)
+
+
+# Columns that are SQL keywords on Athena/Hive (or awkward elsewhere) get a suffix in the lake.
+RESERVED_RENAMES = {"date": "ymd_date", "group": "group_code", "class": "class_code"}
+
+IOWRT = Dataset(
+    name="iowrt",
+    host="dosm",
+    path="/iowrt/iowrt.parquet",
+    description="Wholesale & retail trade headline: monthly sales (RM mil) and volume index, by series.",
+    fields=(
+        Field("series", "series", "string", nullable=False),
+        Field("date", "ymd_date", "date", nullable=False),
+        _measure("sales"),
+        _measure("volume"),
+        _measure("volume_sa", required=False),
+    ),
+)
+
+IOWRT_3D = Dataset(
+    name="iowrt_3d",
+    host="dosm",
+    path="/iowrt/iowrt_3d.parquet",
+    description="Wholesale & retail trade by 3-digit MSIC group: monthly sales and volume, by series.",
+    fields=(
+        Field("series", "series", "string", nullable=False),
+        Field("date", "ymd_date", "date", nullable=False),
+        Field("group", "group_code", "string", nullable=False),
+        _measure("sales"),
+        _measure("volume"),
+    ),
+)
+
+FUELPRICE = Dataset(
+    name="fuelprice",
+    host="datagovmy",
+    path="/commodities/fuelprice.parquet",
+    description="Weekly retail fuel prices (RM/litre), levels and weekly changes.",
+    fields=(
+        Field("series_type", "series_type", "string", nullable=False),
+        Field("date", "ymd_date", "date", nullable=False),
+        _measure("ron95"),
+        _measure("ron97"),
+        _measure("diesel"),
+        _measure("diesel_eastmsia"),
+        _measure("ron95_skps", required=False),
+        _measure("ron95_budi95", required=False),
+        _measure("diesel_budi", required=False),
+        _measure("diesel_skds", required=False),
+    ),
+)
+
+MSIC = Dataset(
+    name="msic",
+    host="dosm",
+    path="/dictionaries/msic.parquet",
+    partition_by_date=False,
+    description="Malaysia Standard Industrial Classification dictionary (sections down to items).",
+    fields=(
+        Field("digits", "digits", "int", nullable=False),
+        Field("section", "section", "string"),
+        Field("division", "division", "string"),
+        Field("group", "group_code", "string"),
+        Field("class", "class_code", "string"),
+        Field("item", "item", "string"),
+        Field("desc_en", "desc_en", "string"),
+        Field("exclude_en", "exclude_en", "string", required=False),
+        Field("include_en", "include_en", "string", required=False),
+        Field("desc_bm", "desc_bm", "string", required=False),
+        Field("exclude_bm", "exclude_bm", "string", required=False),
+        Field("include_bm", "include_bm", "string", required=False),
+    ),
+)
+
+DATASETS: dict[str, Dataset] = {d.name: d for d in (IOWRT, IOWRT_3D, FUELPRICE, MSIC)}
+
+
+def get_dataset(name: str) -> Dataset:
+    try:
+        return DATASETS[name]
+    except KeyError:
+        raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None

@@ -1,0 +1,150 @@
+"""Run a dbt project through prefect-dbt so every model and test is its own task in the Prefect UI.
+
+Both pipelines call ``run_dbt_build``. Profiles live beside each project (``dbt/<name>/profiles.yml``)
+and read everything through ``env_var()``; the caller passes those variables in ``env`` (secrets
+included), which are set for the duration of the invocation only and never logged.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from tasks.config import DBT_DIR
+
+
+class DbtBuildError(RuntimeError):
+    """dbt finished with failing tests or erroring models; the message names each of them."""
+
+    def __init__(self, project: str, failures: list[str], detail: str = ""):
+        self.project, self.failures = project, failures
+        listed = "\n".join(f"  - {f}" for f in failures) or f"  {detail}"
+        super().__init__(f"dbt build of project '{project}' failed:\n{listed}")
+
+
+@dataclass
+class DbtSummary:
+    """The outcome of one dbt invocation, small enough to return from a task and put in an artifact."""
+
+    project: str
+    target: str
+    command: str
+    elapsed_s: float
+    nodes: list[dict] = field(default_factory=list)
+    skipped: bool = False
+    reason: str = ""
+
+    def count(self, status: str) -> int:
+        return sum(1 for n in self.nodes if n["status"] == status)
+
+    def table(self) -> list[dict]:
+        return [{"node": n["name"], "type": n["type"], "status": n["status"], "seconds": n["seconds"],
+                 "message": n["message"]} for n in self.nodes]
+
+
+def project_dir(name: str) -> Path:
+    return DBT_DIR / name
+
+
+def project_fingerprint(path: Path) -> str:
+    """A hash of every file dbt reads from the project, so a changed model forces a rebuild."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        rel = file.relative_to(path).as_posix()
+        if rel.split("/")[0] in {"target", "logs", "dbt_packages"} or rel.startswith("."):
+            continue
+        digest.update(rel.encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+@contextmanager
+def _environment(values: Mapping[str, str]) -> Iterator[None]:
+    saved = {k: os.environ.get(k) for k in values}
+    os.environ.update({k: str(v) for k, v in values.items()})
+    try:
+        yield
+    finally:
+        for key, old in saved.items():
+            if old is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = old
+
+
+def _node_rows(result) -> list[dict]:
+    rows = []
+    for r in getattr(result, "results", None) or []:
+        node = r.node
+        rows.append({
+            "name": node.name,
+            "type": str(node.resource_type).split(".")[-1].lower(),
+            "status": str(r.status).split(".")[-1].lower(),
+            "seconds": round(float(r.execution_time or 0.0), 3),
+            "message": (r.message or "")[:300] if str(r.status).split(".")[-1].lower() in {"fail", "error", "warn"} else "",
+        })
+    return rows
+
+
+def run_dbt(
+    project: str,
+    target: str,
+    env: Mapping[str, str],
+    *,
+    args: list[str] | None = None,
+    work_dir: Path,
+    in_prefect: bool = True,
+) -> DbtSummary:
+    """Invoke dbt (default ``build``) on ``dbt/<project>`` for ``target``.
+
+    ``work_dir`` holds dbt's target/ and logs/ (kept between runs so partial parsing stays warm).
+    Inside a flow run, prefect-dbt's runner turns each node into a task; ``in_prefect=False`` uses
+    plain dbt (benchmarks compare the two). Raises ``DbtBuildError`` naming every failing node.
+    """
+    args = list(args or ["build"])
+    path = project_dir(project)
+    target_path = work_dir / "target"
+    log_path = work_dir / "logs"
+    cli = [*args, "--target", target, "--project-dir", str(path), "--profiles-dir", str(path),
+           "--target-path", str(target_path), "--log-path", str(log_path)]
+    started = time.perf_counter()
+    with _environment(env):
+        if in_prefect:
+            from prefect_dbt.core.runner import PrefectDbtRunner
+            from prefect_dbt.core.settings import PrefectDbtSettings
+
+            settings = PrefectDbtSettings(project_dir=path, profiles_dir=path, target_path=target_path)
+            runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
+            result = runner.invoke(cli)
+        else:
+            from dbt.cli.main import dbtRunner
+
+            result = dbtRunner().invoke(cli)
+    summary = DbtSummary(project=project, target=target, command=" ".join(args),
+                         elapsed_s=round(time.perf_counter() - started, 2), nodes=_node_rows(result.result))
+    failures = [f"{n['type']} {n['name']} {n['status']}: {n['message']}" for n in summary.nodes
+                if n["status"] in {"fail", "error", "runtime error", "runtimeerr"}]
+    if failures or not result.success:
+        detail = str(result.exception) if result.exception else "dbt reported failure"
+        raise DbtBuildError(project, failures, detail)
+    return summary
+
+
+def read_state(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+
+
+def write_state(path: Path, state: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
+    os.replace(tmp, path)

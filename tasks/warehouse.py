@@ -1,0 +1,66 @@
+"""The dbt step of InsightFlow: decide whether the warehouse needs a build, then run it.
+
+A build is skipped when neither the landed data (every manifest's partition hashes) nor the dbt
+project changed since the last successful build, so an unchanged daily re-run costs no dbt time.
+When some datasets failed to land, the build excludes every model downstream of their sources.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from tasks.datasets import DATASETS
+from tasks.dbt import DbtSummary, project_dir, project_fingerprint, read_state, run_dbt, write_state
+from tasks.ingest import manifest_key
+from tasks.lake import Lake
+
+PROJECT = "insightflow"
+# dbt source name for each dataset host (dbt/insightflow/models/staging/<source>/).
+DBT_SOURCE_BY_HOST = {"dosm": "dosm", "datagovmy": "datagovmy"}
+
+
+def inputs_fingerprint(lake: Lake, datasets: list[str]) -> str:
+    """A hash over what dbt would read: each dataset's landed partitions and the dbt project files."""
+    digest = hashlib.sha256(project_fingerprint(project_dir(PROJECT)).encode())
+    for name in sorted(datasets):
+        parts = (lake.read_json(manifest_key(name)) or {}).get("partitions") or {}
+        digest.update(json.dumps({name: {k: v.get("sha256") for k, v in parts.items()}}, sort_keys=True).encode())
+    return digest.hexdigest()
+
+
+def exclusions_for(failed: list[str]) -> list[str]:
+    """dbt selectors for every model downstream of a dataset that did not land."""
+    return [f"source:{DBT_SOURCE_BY_HOST[DATASETS[name].host]}.{name}+" for name in sorted(failed)]
+
+
+@task(name="dbt-build", cache_policy=NO_CACHE)
+def build_warehouse(lake: Lake, target: str, env: Mapping[str, str], work_dir: Path, failed: list[str],
+                    full_refresh: bool = False, force: bool = False) -> DbtSummary:
+    """``dbt build`` of dbt/insightflow, or a recorded skip when nothing it reads has changed."""
+    logger = get_run_logger()
+    state_path = work_dir / "last-build.json"
+    fingerprint = inputs_fingerprint(lake, list(DATASETS))
+    warehouse = env.get("INSIGHTFLOW_WAREHOUSE_PATH")
+    warehouse_ok = warehouse is None or Path(warehouse).exists()
+    if not (failed or full_refresh or force) and warehouse_ok and read_state(state_path).get("fingerprint") == fingerprint:
+        logger.info("dbt: inputs and project unchanged since the last successful build; skipping")
+        return DbtSummary(project=PROJECT, target=target, command="build", elapsed_s=0.0, skipped=True,
+                          reason="inputs and project unchanged since the last successful build")
+    args = ["build"]
+    if full_refresh:
+        args.append("--full-refresh")
+    if failed:
+        args += ["--exclude", *exclusions_for(failed)]
+        logger.warning("dbt: excluding models downstream of datasets that did not land: %s", ", ".join(failed))
+    summary = run_dbt(PROJECT, target, env, args=args, work_dir=work_dir)
+    if not failed:
+        write_state(state_path, {"fingerprint": fingerprint})
+    logger.info("dbt: %d nodes in %.1fs (%d pass/success, %d skipped)", len(summary.nodes), summary.elapsed_s,
+                summary.count("success") + summary.count("pass"), summary.count("skipped"))
+    return summary
