@@ -8,6 +8,7 @@ do (5xx bursts, 429 with Retry-After, slow or truncated bodies, HTML with 200, s
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import io
 import math
@@ -94,6 +95,7 @@ def fuel_levels(rng: random.Random) -> list[tuple[date, float, float, float, flo
     return rows
 
 
+@functools.cache
 def fuelprice_table() -> pa.Table:
     rng = random.Random(SEED + 3)
     levels = fuel_levels(rng)
@@ -135,6 +137,7 @@ def _series_rows(months: list[date], sales: list[float], volume: list[float]) ->
     return rows
 
 
+@functools.cache
 def iowrt_3d_table() -> pa.Table:
     rng = random.Random(SEED + 2)
     months = _months()
@@ -157,6 +160,7 @@ def iowrt_3d_table() -> pa.Table:
                      "sales": pa.array(sales_col, pa.float64()), "volume": pa.array(volume_col, pa.float64())})
 
 
+@functools.cache
 def iowrt_table() -> pa.Table:
     detail = iowrt_3d_table().filter(pa.compute.equal(pa.compute.field("series"), "abs"))
     months = _months()
@@ -177,6 +181,7 @@ def iowrt_table() -> pa.Table:
     })
 
 
+@functools.cache
 def msic_table() -> pa.Table:
     rows: list[dict] = []
 
@@ -286,6 +291,8 @@ class SampleServer:
             self._counters[path] = seen + 1
             content = self.payloads.get(path)
         mode, _, arg = fault.partition(":")
+        record = {"path": path, "status": None, "if_none_match": handler.headers.get("If-None-Match")}
+        self.requests.append(record)  # recorded on arrival, so slow responses count before they finish
         status, headers, body = 200, {}, content
         if content is None:
             status, body = 404, b"<html><body>Not Found</body></html>"
@@ -318,7 +325,7 @@ class SampleServer:
                 headers["Content-Type"] = "text/html; charset=utf-8"
         elif status >= 400 and body and body.startswith(b"<"):
             headers["Content-Type"] = "text/html"
-        self.requests.append({"path": path, "status": status, "if_none_match": handler.headers.get("If-None-Match")})
+        record["status"] = status
         handler.send_response(status)
         for k, v in headers.items():
             handler.send_header(k, v)

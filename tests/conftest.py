@@ -65,7 +65,7 @@ def prefect_server():
     url = _PREFECT_ENV["PREFECT_API_URL"]
     import httpx
 
-    deadline = time.monotonic() + 90
+    deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"prefect server exited early; see {_SESSION_DIR / 'prefect-server.log'}")
@@ -77,7 +77,7 @@ def prefect_server():
         time.sleep(0.3)
     else:
         proc.kill()
-        raise RuntimeError("prefect server did not become healthy within 90 s")
+        raise RuntimeError("prefect server did not become healthy within 180 s")
     yield url
     proc.terminate()
     try:
