@@ -92,6 +92,23 @@ def _node_rows(result) -> list[dict]:
     return rows
 
 
+def release_duckdb() -> None:
+    """Close dbt-duckdb's process-wide DuckDB connection.
+
+    dbt-duckdb keeps one DuckDB instance per process after a run; left open, it holds the warehouse
+    file's lock, so a worker or test process would keep other readers and writers out.
+    """
+    try:
+        from dbt.adapters.duckdb.connections import DuckDBConnectionManager
+    except ImportError:
+        return
+    with DuckDBConnectionManager._LOCK:
+        env = DuckDBConnectionManager._ENV
+        DuckDBConnectionManager._ENV = None
+    if env is not None:
+        env.close()
+
+
 def run_dbt(
     project: str,
     target: str,
@@ -126,6 +143,7 @@ def run_dbt(
             from dbt.cli.main import dbtRunner
 
             result = dbtRunner().invoke(cli)
+        release_duckdb()
     summary = DbtSummary(project=project, target=target, command=" ".join(args),
                          elapsed_s=round(time.perf_counter() - started, 2), nodes=_node_rows(result.result))
     failures = [f"{n['type']} {n['name']} {n['status']}: {n['message']}" for n in summary.nodes

@@ -1,0 +1,164 @@
+"""The whole InsightFlow flow on the sample: lake → DuckDB → dbt marts, checked against numbers this
+test works out itself from the raw sample tables with plain Python (never from the warehouse's SQL).
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+from collections import defaultdict
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from tasks.sample import SAMPLE_TABLES
+
+pytestmark = pytest.mark.usefixtures("prefect_server")
+
+
+def expected_from_sample() -> dict:
+    detail = SAMPLE_TABLES["iowrt_3d"]().to_pylist()
+    abs_rows = [r for r in detail if r["series"] == "abs"]
+    fuel = [r for r in SAMPLE_TABLES["fuelprice"]().to_pylist() if r["series_type"] == "level"]
+    weekly: dict[date, list[dict]] = defaultdict(list)
+    for r in fuel:
+        weekly[r["date"].replace(day=1)].append(r)
+    msic = SAMPLE_TABLES["msic"]().to_pylist()
+    months = sorted({r["date"] for r in abs_rows})
+    return {
+        "fact_rows": len(abs_rows),
+        "fact_sales": sum(r["sales"] for r in abs_rows),
+        "fact_months": len(months),
+        "groups": {r["group"] for r in msic if r["digits"] == 3},
+        "indexed_groups": {r["group"] for r in abs_rows},
+        "ron95_by_month": {m: statistics.fmean(w["ron95"] for w in ws) for m, ws in weekly.items()},
+        "weeks_by_month": {m: len(ws) for m, ws in weekly.items()},
+        "abs_by_group": {g: sorted((r["date"], r["sales"]) for r in abs_rows if r["group"] == g)
+                         for g in {r["group"] for r in abs_rows}},
+    }
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory):
+    from flows.insightflow import insightflow
+
+    home = tmp_path_factory.mktemp("home")
+    state = insightflow(sample=True, home=str(home), return_state=True)
+    assert state.is_completed(), state.message
+    return home, state.result()
+
+
+def query(home: Path, sql: str):
+    with duckdb.connect(str(home / "warehouse.duckdb"), read_only=True) as con:
+        return con.sql(sql).fetchall()
+
+
+def test_fact_table_matches_the_raw_sample(built):
+    home, _ = built
+    exp = expected_from_sample()
+    rows, sales, months = query(home, "select count(*), sum(sales_myr_million), count(distinct month_start_date) "
+                                      "from fct_retail_sales_monthly")[0]
+    assert rows == exp["fact_rows"]
+    assert sales == pytest.approx(exp["fact_sales"], rel=1e-9)
+    assert months == exp["fact_months"]
+
+
+def test_fact_carries_that_months_average_fuel_prices(built):
+    home, _ = built
+    exp = expected_from_sample()
+    got = dict(query(home, "select distinct month_start_date, avg_ron95_myr_per_litre from fct_retail_sales_monthly "
+                           "where avg_ron95_myr_per_litre is not null"))
+    assert got, "fuel prices should be joined for the months that have them"
+    for month, value in got.items():
+        assert abs(value - exp["ron95_by_month"][month]) <= 0.005 + 1e-9  # the mart rounds to 2 dp
+    # Months before weekly fuel prices begin keep their sales rows, with null prices (left join).
+    early = query(home, "select count(*), count(avg_ron95_myr_per_litre) from fct_retail_sales_monthly "
+                        "where month_start_date < date '2017-03-01'")[0]
+    assert early[0] == 26 * len(exp["indexed_groups"]) and early[1] == 0
+
+
+def test_dimensions_cover_the_fact(built):
+    home, _ = built
+    exp = expected_from_sample()
+    groups = {r[0] for r in query(home, "select msic_group_code from dim_msic_group")}
+    assert groups == exp["groups"]
+    flagged = {r[0] for r in query(home, "select msic_group_code from dim_msic_group where has_retail_trade_index")}
+    assert flagged == exp["indexed_groups"]
+    orphans = query(home, "select count(*) from fct_retail_sales_monthly f left join dim_date d using (date_key) "
+                          "where d.date_key is null")[0][0]
+    assert orphans == 0
+
+
+def test_correlation_mart_agrees_with_an_independent_computation(built):
+    home, _ = built
+    exp = expected_from_sample()
+    series = exp["abs_by_group"]["473"]
+    growth = {m: 100 * (s / p - 1) for (m, s), (_, p) in zip(series[1:], series[:-1])}
+    ron95 = {m: round(v + 1e-9, 2) for m, v in exp["ron95_by_month"].items()}  # the mart's 2 dp means
+    months = sorted(m for m in growth if m in ron95 and m.replace(day=1) != min(ron95)
+                    and _previous(m) in ron95)
+    xs = [growth[m] for m in months]
+    ys = [100 * (ron95[m] / ron95[_previous(m)] - 1) for m in months]
+    expected = statistics.correlation(xs, ys)
+    got, compared = query(home, "select sales_growth_ron95_change_correlation, months_compared "
+                                "from fct_fuel_retail_correlation where msic_group_code = '473'")[0]
+    assert compared == len(months)
+    assert got == pytest.approx(expected, abs=0.02)
+    assert got > 0.1  # the sample makes fuel retail follow the pump price; the mart must find the link
+
+
+def _previous(month: date) -> date:
+    return date(month.year - (month.month == 1), (month.month - 2) % 12 + 1, 1)
+
+
+def test_artifacts_and_summary(built):
+    _, summary = built
+    assert summary["datasets"] == {"iowrt": "landed", "iowrt_3d": "landed", "fuelprice": "landed", "msic": "landed"}
+    assert summary["dbt"].endswith("nodes")
+
+
+def test_unchanged_rerun_relands_nothing_and_skips_dbt(built):
+    from flows.insightflow import insightflow
+
+    home, _ = built
+    before = query(home, "select count(*), sum(sales_myr_million) from fct_retail_sales_monthly")
+    mtimes = {p: p.stat().st_mtime_ns for p in (home / "lake").rglob("*") if p.is_file()}
+    state = insightflow(sample=True, home=str(home), return_state=True)
+    assert state.is_completed(), state.message
+    summary = state.result()
+    assert set(summary["datasets"].values()) == {"unchanged"} and summary["dbt"] == "skipped"
+    assert {p: p.stat().st_mtime_ns for p in (home / "lake").rglob("*") if p.is_file()} == mtimes
+    assert query(home, "select count(*), sum(sales_myr_million) from fct_retail_sales_monthly") == before
+
+
+def test_dbt_builds_only_models_whose_inputs_landed(tmp_path):
+    from flows.insightflow import insightflow
+
+    state = insightflow(sample=True, home=str(tmp_path), sample_faults={"fuelprice": "html"}, return_state=True)
+    assert state.is_failed() and "fuelprice" in state.message
+    tables = {r[0] for r in query(tmp_path, "select table_name from information_schema.tables")}
+    assert {"dim_msic_group", "stg_iowrt_3d"} <= tables
+    assert not tables & {"fct_retail_sales_monthly", "int_fuelprice_monthly", "stg_fuelprice"}
+
+
+def test_failing_dbt_test_fails_the_run_and_names_the_test(tmp_path):
+    """A duplicated month in iowrt_3d breaks the fact's grain: the uniqueness test must fail the run."""
+    import pyarrow as pa
+
+    from flows.insightflow import insightflow
+    from tasks.sample import sample_server
+
+    published = SAMPLE_TABLES["iowrt_3d"]()
+    duplicated = pa.concat_tables([published, published.slice(0, 1)])
+    server = sample_server()
+    from tasks.sample import parquet_bytes
+
+    server.replace("/iowrt/iowrt_3d.parquet", parquet_bytes(duplicated))
+    with server.running():
+        state = insightflow(home=str(tmp_path), dosm_base_url=server.url(), datagovmy_base_url=server.url(),
+                            return_state=True)
+    assert state.is_failed()
+    assert "dbt build of project 'insightflow' failed" in state.message
+    assert "unique" in state.message
