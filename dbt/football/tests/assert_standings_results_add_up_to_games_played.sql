@@ -1,0 +1,10 @@
+-- A failure means a standings row whose wins, draws and losses do not add up to games played:
+-- the API changed a field's meaning or the flattening paired fields from different teams.
+select
+    standing_id,
+    played_games,
+    won,
+    draw,
+    lost
+from {{ ref('stg_football__standings') }}
+where won + draw + lost != played_games

@@ -1,0 +1,347 @@
+"""football-data.org v4 client: paced fetches, response validation and lake keys.
+
+Endpoints ``/v4/competitions/{code}/standings`` and ``/v4/competitions/{code}/scorers``, token in
+``X-Auth-Token``. The free tier allows 10 requests a minute and says how many are left in
+``X-Requests-Available-Minute`` and when the window resets in ``X-RequestCounter-Reset``; the
+``RatePacer`` reads both from every response and waits for the reset before spending the last
+call, so a run over several competitions does not trip 429. A 429 that still happens (another
+client sharing the token) is waited out; 5xx and timeouts retry with backoff (``tasks.http``);
+400/403/404 fail at once with the API's own message and the competition named.
+The token is only ever put in a request header: never logged, raised, written or returned.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import httpx
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from prefect.logging import get_run_logger
+
+from tasks.http import Attempt, FetchError, RetryPolicy, get
+from tasks.lake import Lake
+
+DEFAULT_BASE_URL = "https://api.football-data.org"
+TOKEN_HEADER = "X-Auth-Token"
+AVAILABLE_HEADER = "X-Requests-Available-Minute"
+RESET_HEADER = "X-RequestCounter-Reset"
+ENDPOINTS = ("standings", "scorers")
+DEFAULT_TOKEN_BLOCK = "football-data-token"
+# The scorers endpoint returns 10 players unless asked; the team mart wants each team's best scorer.
+SCORERS_LIMIT = 100
+RAW_PREFIX = "raw/football"
+QUARANTINE_PREFIX = "quarantine/football"
+FETCHED_AT_FORMAT = "%Y%m%dT%H%M%S.%fZ"
+KEY_PATTERN = re.compile(
+    r"^(?:.*/)?(?P<endpoint>standings|scorers)/competition=(?P<competition>[A-Z0-9]+)/season=(?P<season>\d{4})/"
+    r"(?P<fetched_at>\d{8}T\d{6}\.\d{6}Z)\.json$"
+)
+
+logger = logging.getLogger(__name__)
+
+
+class MissingTokenError(RuntimeError):
+    """No football-data.org token was configured; raised before any request is made."""
+
+
+class FootballApiError(RuntimeError):
+    """A fetch failed for good (or its transient faults never cleared); names competition and endpoint."""
+
+    def __init__(self, competition: str, endpoint: str, cause: str, *, status: int | None = None, transient: bool = False):
+        self.competition, self.endpoint, self.cause, self.status, self.transient = competition, endpoint, cause, status, transient
+        super().__init__(f"football-data.org competition {competition}, endpoint {endpoint}: {cause}")
+
+
+class InvalidResponseError(ValueError):
+    """A 200 response whose body is not JSON or lacks fields the models use; the body was quarantined."""
+
+    def __init__(self, competition: str, endpoint: str, cause: str, quarantine_key: str | None = None):
+        self.competition, self.endpoint, self.cause, self.quarantine_key = competition, endpoint, cause, quarantine_key
+        where = f" (quarantined at {quarantine_key})" if quarantine_key else ""
+        super().__init__(f"football-data.org competition {competition}, endpoint {endpoint}: invalid response: {cause}{where}")
+
+
+@dataclass(frozen=True)
+class Fetched:
+    """One response as received: the raw body plus what is needed to file it in the lake."""
+
+    competition: str
+    endpoint: str
+    season: int | None
+    url: str
+    body: bytes
+    content_type: str
+    fetched_at: datetime
+
+
+def base_url(override: str | None = None) -> str:
+    """``FOOTBALL_DATA_BASE_URL`` (or the override), default the public API, without trailing slash."""
+    return (override or os.environ.get("FOOTBALL_DATA_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
+
+
+def resolve_token(block_name: str | None = DEFAULT_TOKEN_BLOCK, env: dict[str, str] | None = None) -> str:
+    """The API token from the ``Secret`` block, else ``FOOTBALL_DATA_TOKEN``; a clear error if neither is set."""
+    env = os.environ if env is None else env
+    if block_name:
+        from prefect.blocks.system import Secret
+
+        try:
+            value = Secret.load(block_name).get()
+        except (ValueError, RuntimeError, OSError, httpx.HTTPError):
+            value = None
+        if value:
+            return str(value)
+    token = env.get("FOOTBALL_DATA_TOKEN", "").strip()
+    if not token:
+        raise MissingTokenError(
+            f"No football-data.org API token: save a Secret block named {block_name!r} "
+            "(`python -m blocks register --only football` with FOOTBALL_DATA_TOKEN set) or export "
+            "FOOTBALL_DATA_TOKEN for local runs. Free tokens: https://www.football-data.org/client/register"
+        )
+    return token
+
+
+class RatePacer:
+    """Spends the per-minute request budget the API reports and waits for the reset before running dry.
+
+    Thread-safe and shared by every fetch of one run (one token = one budget).
+    """
+
+    def __init__(self, reserve: int = 0, margin_s: float = 0.25, max_wait_s: float = 120.0,
+                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+        self.reserve, self.margin_s, self.max_wait_s = reserve, margin_s, max_wait_s
+        self._clock, self._sleep = clock, sleep
+        self._lock = threading.Lock()
+        self.available: int | None = None
+        self.reset_at: float | None = None
+        self.waited_s = 0.0
+        self.throttled = 0
+
+    def observe(self, response: httpx.Response) -> None:
+        """Record the budget headers of one response (a 429 means the budget is spent, whatever it says)."""
+        available = _int_header(response, AVAILABLE_HEADER)
+        reset_s = _int_header(response, RESET_HEADER)
+        with self._lock:
+            now = self._clock()
+            if response.status_code == 429:
+                self.throttled += 1
+                available = 0
+            if available is not None:
+                self.available = available
+            if reset_s is not None:
+                self.reset_at = now + reset_s
+
+    def on_attempt(self, attempt: Attempt) -> None:
+        """``tasks.http.get`` hook: every response, including retried ones, updates the budget."""
+        if attempt.response is not None:
+            self.observe(attempt.response)
+
+    def wait_s(self) -> float:
+        """Seconds to wait before the next request may be sent."""
+        with self._lock:
+            if self.available is None or self.available > self.reserve or self.reset_at is None:
+                return 0.0
+            return max(0.0, self.reset_at - self._clock() + self.margin_s)
+
+    def pace(self) -> float:
+        """Block until the budget allows one more request; returns the seconds waited."""
+        wait = min(self.wait_s(), self.max_wait_s)
+        if wait > 0:
+            logger.info("football-data.org budget spent; waiting %.1fs for the per-minute window to reset", wait)
+            self._sleep(wait)
+            with self._lock:
+                self.waited_s += wait
+                self.available, self.reset_at = None, None
+        return wait
+
+    def sleep_then_pace(self, seconds: float) -> None:
+        """The ``sleep`` given to ``tasks.http.get``: back off, then make sure the retry has budget too."""
+        self._sleep(seconds)
+        self.pace()
+
+
+def _int_header(response: httpx.Response, name: str) -> int | None:
+    try:
+        return int(float(response.headers[name]))
+    except (KeyError, ValueError):
+        return None
+
+
+def endpoint_url(root: str, competition: str, endpoint: str, season: int | None) -> str:
+    """The v4 URL for one competition's standings or scorers."""
+    if endpoint not in ENDPOINTS:
+        raise ValueError(f"unknown football-data.org endpoint {endpoint!r}; expected one of {ENDPOINTS}")
+    params = {"season": season} if season else {}
+    if endpoint == "scorers":
+        params["limit"] = SCORERS_LIMIT
+    query = "&".join(f"{k}={v}" for k, v in params.items())
+    return f"{root}/v4/competitions/{competition}/{endpoint}" + (f"?{query}" if query else "")
+
+
+def fetch(
+    client: httpx.Client,
+    root: str,
+    token: str,
+    competition: str,
+    endpoint: str,
+    season: int | None,
+    pacer: RatePacer,
+    policy: RetryPolicy | None = None,
+) -> Fetched:
+    """GET one endpoint within the rate budget; raise ``FootballApiError`` naming competition and endpoint."""
+    if not token:
+        raise MissingTokenError("football-data.org token is empty")
+    url = endpoint_url(root, competition, endpoint, season)
+    pacer.pace()
+    try:
+        response = get(
+            client, url, what=f"football-data.org {competition} {endpoint}", headers={TOKEN_HEADER: token},
+            policy=policy, on_attempt=pacer.on_attempt, sleep=pacer.sleep_then_pace,
+        )
+    except FetchError as exc:
+        raise FootballApiError(competition, endpoint, exc.cause, status=exc.status, transient=exc.transient) from None
+    return Fetched(
+        competition=competition, endpoint=endpoint, season=season, url=url, body=response.content,
+        content_type=response.headers.get("content-type", ""), fetched_at=datetime.now(timezone.utc),
+    )
+
+
+def _missing(obj: Any, paths: tuple[str, ...]) -> list[str]:
+    out = []
+    for path in paths:
+        value = obj
+        for part in path.split("."):
+            value = value.get(part) if isinstance(value, dict) else None
+        if value is None:
+            out.append(path)
+    return out
+
+
+STANDING_ROW_FIELDS = ("position", "team.id", "team.name", "playedGames", "won", "draw", "lost", "points",
+                       "goalsFor", "goalsAgainst")
+SCORER_FIELDS = ("player.id", "player.name", "team.id", "team.name", "goals")
+DOCUMENT_FIELDS = ("competition.code", "season.startDate")
+
+
+def validate(document: Any, endpoint: str) -> list[str]:
+    """Problems that would break the models (empty when the document is usable)."""
+    if not isinstance(document, dict):
+        return [f"expected a JSON object, got {type(document).__name__}"]
+    problems = [f"missing {p}" for p in _missing(document, DOCUMENT_FIELDS)]
+    if endpoint == "standings":
+        tables = document.get("standings")
+        totals = [t for t in tables or [] if isinstance(t, dict) and t.get("type") == "TOTAL"]
+        if not isinstance(tables, list) or not totals:
+            return problems + ["no standings table of type TOTAL"]
+        for table in totals:
+            rows = table.get("table")
+            if not isinstance(rows, list) or not rows:
+                problems.append(f"standings table {table.get('stage')}/{table.get('group')} has no rows")
+                continue
+            for i, row in enumerate(rows):
+                if gaps := _missing(row, STANDING_ROW_FIELDS):
+                    problems.append(f"standings TOTAL row {i}: missing {', '.join(gaps)}")
+    else:
+        scorers = document.get("scorers")
+        if not isinstance(scorers, list):
+            return problems + ["missing scorers list"]
+        for i, row in enumerate(scorers):
+            if gaps := _missing(row, SCORER_FIELDS):
+                problems.append(f"scorers row {i}: missing {', '.join(gaps)}")
+    return problems[:10]
+
+
+def parse(fetched: Fetched) -> tuple[dict[str, Any] | None, str | None]:
+    """The JSON document and None, or None and why the body is unusable."""
+    try:
+        document = json.loads(fetched.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        kind = fetched.content_type.split(";")[0] or "unknown content type"
+        return None, f"body is not JSON ({kind}; {exc.msg if hasattr(exc, 'msg') else exc})"
+    problems = validate(document, fetched.endpoint)
+    return (document, None) if not problems else (None, "; ".join(problems))
+
+
+def season_of(fetched: Fetched, document: dict[str, Any] | None) -> str:
+    """The season start year for the lake key: asked for, else the document's own, else 'current'."""
+    if fetched.season:
+        return str(fetched.season)
+    start = ((document or {}).get("season") or {}).get("startDate") or ""
+    return start[:4] if re.fullmatch(r"\d{4}-\d{2}-\d{2}", start) else "current"
+
+
+def raw_key(fetched: Fetched, season: str) -> str:
+    stamp = fetched.fetched_at.astimezone(timezone.utc).strftime(FETCHED_AT_FORMAT)
+    return f"{RAW_PREFIX}/{fetched.endpoint}/competition={fetched.competition}/season={season}/{stamp}.json"
+
+
+def quarantine_key(fetched: Fetched, season: str) -> str:
+    stamp = fetched.fetched_at.astimezone(timezone.utc).strftime(FETCHED_AT_FORMAT)
+    suffix = "json" if "json" in fetched.content_type else "html" if "html" in fetched.content_type else "bin"
+    return f"{QUARANTINE_PREFIX}/{fetched.endpoint}/competition={fetched.competition}/season={season}/{stamp}.{suffix}"
+
+
+def land(lake: Lake, fetched: Fetched) -> str:
+    """Write a valid body to ``raw/football/...`` as received, or quarantine it and raise ``InvalidResponseError``."""
+    document, problem = parse(fetched)
+    season = season_of(fetched, document)
+    if problem is not None:
+        key = quarantine_key(fetched, season)
+        lake.write(key, fetched.body)
+        raise InvalidResponseError(fetched.competition, fetched.endpoint, problem, key)
+    key = raw_key(fetched, season)
+    lake.write(key, fetched.body)
+    return key
+
+
+def parse_raw_key(key: str) -> dict[str, str] | None:
+    """endpoint, competition, season and fetched_at (ISO, UTC) from a raw lake key, or None."""
+    match = KEY_PATTERN.match(key)
+    if not match:
+        return None
+    parts = match.groupdict()
+    at = datetime.strptime(parts["fetched_at"], FETCHED_AT_FORMAT).replace(tzinfo=timezone.utc)
+    return {**parts, "fetched_at": at.isoformat()}
+
+
+@dataclass
+class FetchSession:
+    """What one run shares across fetches: the HTTP client, the budget and the retry policy."""
+
+    root: str
+    token: str = field(repr=False)
+    pacer: RatePacer = field(default_factory=RatePacer)
+    policy: RetryPolicy = field(default_factory=RetryPolicy.from_env)
+    client: httpx.Client = field(default_factory=lambda: httpx.Client(follow_redirects=True))
+
+    def close(self) -> None:
+        self.client.close()
+
+
+# No task retries: tasks.http.get already retries transient faults, honouring Retry-After and the budget.
+@task(name="fetch-football-endpoint", cache_policy=NO_CACHE)
+def fetch_endpoint(session: FetchSession, competition: str, endpoint: str, season: int | None) -> Fetched:
+    """Fetch one competition's standings or scorers within the rate budget (transient faults retried inside)."""
+    log = get_run_logger()
+    fetched = fetch(session.client, session.root, session.token, competition, endpoint, season, session.pacer, session.policy)
+    log.info("Fetched %s %s (%d bytes); budget left this minute: %s", competition, endpoint, len(fetched.body),
+             session.pacer.available)
+    return fetched
+
+
+@task(name="land-football-response", cache_policy=NO_CACHE)
+def land_response(lake: Lake, fetched: Fetched) -> str:
+    """Validate one response and write it to the raw lake (or quarantine it and fail)."""
+    key = land(lake, fetched)
+    get_run_logger().info("Landed %s %s at %s", fetched.competition, fetched.endpoint, key)
+    return key
