@@ -29,7 +29,9 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tasks import config
+from tasks.athena import load_dbt_prod_env
 from tasks.datasets import DATASETS
+from tasks.glue import update_catalog
 from tasks.ingest import LandResult, fetch_dataset, land_dataset, source_url, validate_dataset
 from tasks.lake import LocalLake, open_lake
 from tasks.locks import home_lock
@@ -98,7 +100,6 @@ def insightflow(
     aws_credentials_block: str = "insightflow-aws",
     athena_block: str = "insightflow-athena",
     catalog_mode: Literal["partitions", "crawler"] = "partitions",
-    crawler_name: str | None = None,
     lock_timeout_s: float = 900.0,
 ) -> dict:
     """Fetch DOSM and data.gov.my datasets, land them as partitioned Parquet, and build the dbt star schema."""
@@ -133,18 +134,14 @@ def insightflow(
             else:
                 failures[name] = _failure_cause(chain)
 
-        if target == "prod" and results:
-            from tasks.glue import catalog_datasets
-
-            catalog_datasets(list(results.values()), lake=lake, aws_credentials_block=aws_credentials_block,
-                             athena_block=athena_block, mode=catalog_mode, crawler_name=crawler_name)
+        if results:
+            update_catalog(list(results.values()), lake, mode=catalog_mode,
+                           athena_block=athena_block, credentials_block=aws_credentials_block)
 
         dbt_summary = None
         if run_dbt and results:
             if target == "prod":
-                from tasks.athena import dbt_env_for_prod
-
-                env = dbt_env_for_prod(aws_credentials_block=aws_credentials_block, athena_block=athena_block)
+                env = load_dbt_prod_env(athena_block=athena_block, credentials_block=aws_credentials_block)
             else:
                 env = _dev_warehouse_env(home)
             dbt_summary = build_warehouse(lake, target, env, home_dir / "dbt" / f"insightflow-{target}",

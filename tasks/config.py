@@ -10,7 +10,8 @@ import os
 from pathlib import Path
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
-DBT_DIR = REPO_ROOT / "dbt"
+# The dbt projects ship beside the code; INSIGHTFLOW_DBT_DIR points elsewhere (e.g. a baked image path).
+DBT_DIR = Path(os.environ.get("INSIGHTFLOW_DBT_DIR") or REPO_ROOT / "dbt").resolve()
 
 DEFAULT_HOME = "./.insightflow"
 DEFAULT_DOSM_BASE_URL = "https://storage.dosm.gov.my"

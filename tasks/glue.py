@@ -1,0 +1,475 @@
+"""Catalog the S3 lake in AWS Glue so Athena (and dbt's prod target) can query it.
+
+Two modes:
+- ``partitions`` (default): keep one external Parquet table per dataset in sync with the dataset
+  contract and the columns just landed, then register exactly the partitions this run wrote and
+  drop the ones it deleted. Cheap (a few API calls), immediate, no crawler to pay for or wait on.
+- ``crawler``: start an existing Glue crawler over the lake (or join the crawl already running),
+  wait for it with backoff and an overall timeout, and fail with the crawler's own error.
+
+The lake keeps ``_manifest.json`` beside each dataset's partitions; Athena (Hive) skips files whose
+names start with ``_`` or ``.``, so it never tries to read it as Parquet (it matters for msic, whose
+single file sits directly in the table location).
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import TYPE_CHECKING, Any, Literal
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from prefect.tasks import exponential_backoff
+
+from tasks.datasets import Dataset, get_dataset
+
+if TYPE_CHECKING:
+    from blocks.athena import AthenaTarget
+    from prefect_aws import AwsCredentials
+
+    from tasks.lake import Lake
+
+CatalogMode = Literal["partitions", "crawler"]
+
+PARTITION_KEYS = ("year", "month")
+PARQUET = {
+    "InputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetInputFormat",
+    "OutputFormat": "org.apache.hadoop.hive.ql.io.parquet.MapredParquetOutputFormat",
+    "SerdeInfo": {
+        "SerializationLibrary": "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe",
+        "Parameters": {"serialization.format": "1"},
+    },
+}
+# Glue API limits per call.
+CREATE_BATCH, DELETE_BATCH = 100, 25
+
+# Crawler polling: a crawl over a few hundred small Parquet files takes 1-3 minutes, most of it
+# start-up; polling every 5 s growing to 30 s keeps get_crawler calls far below Glue's rate limits.
+CRAWLER_POLL_FIRST_S = 5.0
+CRAWLER_POLL_MAX_S = 30.0
+CRAWLER_TIMEOUT_S = 30 * 60
+# Accept a READY crawler as "our crawl finished" only if its last crawl started after we asked,
+# allowing for clock skew between this machine and AWS.
+CLOCK_SKEW = timedelta(minutes=5)
+
+TRANSIENT_GLUE_ERRORS = {
+    "ThrottlingException",
+    "ConcurrentModificationException",
+    "InternalServiceException",
+    "OperationTimeoutException",
+    "ServiceUnavailableException",
+    "ResourceNumberLimitExceededException",
+}
+
+_ARROW_TO_HIVE = {
+    "string": "string",
+    "large_string": "string",
+    "double": "double",
+    "float": "float",
+    "halffloat": "float",
+    "int64": "bigint",
+    "int32": "int",
+    "int16": "smallint",
+    "int8": "tinyint",
+    "uint8": "smallint",
+    "uint16": "int",
+    "uint32": "bigint",
+    "bool": "boolean",
+    "date32[day]": "date",
+    "date64[ms]": "date",
+    "binary": "binary",
+    "large_binary": "binary",
+}
+_KIND_TO_HIVE = {"string": "string", "date": "date", "float": "double", "int": "bigint"}
+
+
+# A boto3 Glue client (botocore builds its class at run time, so there is nothing finer to annotate with).
+GlueClient = Any
+
+
+class CrawlerFailed(RuntimeError):
+    """The crawler's last crawl did not succeed; carries the crawler's own message."""
+
+
+@dataclass
+class CatalogResult:
+    """What cataloguing one landed dataset changed in Glue."""
+
+    dataset: str
+    table: str
+    table_action: Literal["created", "updated", "unchanged"]
+    partitions_created: list[str] = field(default_factory=list)
+    partitions_updated: list[str] = field(default_factory=list)
+    partitions_deleted: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CrawlResult:
+    """How a crawler run ended and how long this process waited for it."""
+
+    crawler: str
+    status: str
+    waited_s: float
+    joined_running_crawl: bool
+
+
+def hive_type(arrow_type: str) -> str:
+    """The Glue/Hive column type for an Arrow type string (``double`` -> ``double``, ``int64`` -> ``bigint``)."""
+    if arrow_type in _ARROW_TO_HIVE:
+        return _ARROW_TO_HIVE[arrow_type]
+    if arrow_type.startswith("timestamp["):
+        return "timestamp"
+    if match := re.fullmatch(r"decimal(?:128|256)?\((\d+), ?(\d+)\)", arrow_type):
+        return f"decimal({match[1]},{match[2]})"
+    raise ValueError(f"no Glue type for Arrow type {arrow_type!r}")
+
+
+def table_columns(
+    dataset: Dataset, landed: Sequence[tuple[str, str]], existing: Sequence[dict] = ()
+) -> list[dict[str, str]]:
+    """Glue columns for ``dataset``: the table's current columns, then the landed file's, then the contract's.
+
+    Columns are only ever added (the publisher adds columns; old partitions still carry the old ones).
+    A landed type wins over a stale catalog type. Contract columns missing from this file (optional
+    measures) are declared too, so models can select them and read NULL.
+    """
+    landed_types = {name: hive_type(arrow) for name, arrow in landed if name not in PARTITION_KEYS}
+    columns: dict[str, str] = {c["Name"]: landed_types.get(c["Name"], c["Type"]) for c in existing}
+    for name, glue_type in landed_types.items():
+        columns.setdefault(name, glue_type)
+    for f in dataset.fields:
+        columns.setdefault(f.name, _KIND_TO_HIVE[f.kind])
+    return [{"Name": name, "Type": glue_type} for name, glue_type in columns.items()]
+
+
+def table_input(dataset: Dataset, columns: list[dict[str, str]], location: str) -> dict[str, Any]:
+    """The Glue ``TableInput`` for an external Parquet table at ``location`` (an ``s3://…/`` folder)."""
+    return {
+        "Name": dataset.name,
+        "Description": dataset.description,
+        "TableType": "EXTERNAL_TABLE",
+        "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
+        "PartitionKeys": [{"Name": k, "Type": "string"} for k in PARTITION_KEYS] if dataset.partition_by_date else [],
+        "StorageDescriptor": {"Columns": columns, "Location": location, **PARQUET},
+    }
+
+
+def partition_values(partition: str) -> list[str]:
+    """``"year=2024/month=01"`` -> ``["2024", "01"]`` (Hive-style key order must match PARTITION_KEYS)."""
+    pairs = [p.split("=", 1) for p in partition.strip("/").split("/")]
+    if [k for k, *_ in pairs] != list(PARTITION_KEYS) or any(len(p) != 2 or not p[1] for p in pairs):
+        raise ValueError(f"partition {partition!r} is not of the form year=YYYY/month=MM")
+    return [v for _, v in pairs]
+
+
+def partition_input(table: dict[str, Any], partition: str) -> dict[str, Any]:
+    """The Glue ``PartitionInput`` for ``partition`` of ``table`` (its descriptor, located in the partition folder)."""
+    descriptor = dict(table["StorageDescriptor"])
+    descriptor["Location"] = descriptor["Location"].rstrip("/") + f"/{partition.strip('/')}/"
+    return {"Values": partition_values(partition), "StorageDescriptor": descriptor}
+
+
+def _error_code(exc: BaseException) -> str | None:
+    response = getattr(exc, "response", None)
+    return response.get("Error", {}).get("Code") if isinstance(response, dict) else None
+
+
+def _entry_code(error: dict) -> str | None:
+    return error.get("ErrorDetail", {}).get("ErrorCode")
+
+
+def _chunks(items: Sequence, size: int) -> Iterable[Sequence]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+def ensure_database(glue: GlueClient, database: str) -> bool:
+    """Create the Glue database if it does not exist; True if it was created."""
+    try:
+        glue.get_database(Name=database)
+        return False
+    except glue.exceptions.EntityNotFoundException:
+        pass
+    try:
+        glue.create_database(DatabaseInput={"Name": database, "Description": "InsightFlow raw lake (Parquet on S3)"})
+    except glue.exceptions.AlreadyExistsException:
+        return False
+    return True
+
+
+def sync_table(
+    glue: GlueClient, database: str, dataset: Dataset, landed: Sequence[tuple[str, str]], location: str
+) -> tuple[str, dict[str, Any]]:
+    """Create or update the dataset's table; returns (action, TableInput)."""
+    try:
+        current = glue.get_table(DatabaseName=database, Name=dataset.name)["Table"]
+    except glue.exceptions.EntityNotFoundException:
+        current = None
+    existing = current["StorageDescriptor"]["Columns"] if current else []
+    wanted = table_input(dataset, table_columns(dataset, landed, existing), location)
+    if current is None:
+        glue.create_table(DatabaseName=database, TableInput=wanted)
+        return "created", wanted
+    same = (
+        [{"Name": c["Name"], "Type": c["Type"]} for c in existing] == wanted["StorageDescriptor"]["Columns"]
+        and current["StorageDescriptor"].get("Location") == location
+        and [k["Name"] for k in current.get("PartitionKeys", [])] == [k["Name"] for k in wanted["PartitionKeys"]]
+        and current["StorageDescriptor"].get("SerdeInfo", {}).get("SerializationLibrary")
+        == PARQUET["SerdeInfo"]["SerializationLibrary"]
+    )
+    if same:
+        return "unchanged", wanted
+    glue.update_table(DatabaseName=database, TableInput=wanted)
+    return "updated", wanted
+
+
+def _raise_batch_errors(errors: list[dict], action: str, table: str) -> None:
+    if errors:
+        details = "; ".join(
+            f"{'/'.join(e.get('PartitionValues') or e.get('PartitionValueList') or [])}: "
+            f"{e['ErrorDetail'].get('ErrorCode')} {e['ErrorDetail'].get('ErrorMessage', '')}".strip()
+            for e in errors
+        )
+        raise RuntimeError(f"Glue {action} failed for table {table}: {details}")
+
+
+def _descriptor_differs(current: dict, wanted: dict) -> bool:
+    have, want = current.get("StorageDescriptor", {}), wanted["StorageDescriptor"]
+    return (
+        [(c["Name"], c["Type"]) for c in have.get("Columns", [])] != [(c["Name"], c["Type"]) for c in want["Columns"]]
+        or have.get("Location", "").rstrip("/") != want["Location"].rstrip("/")
+        or have.get("SerdeInfo", {}).get("SerializationLibrary") != want["SerdeInfo"]["SerializationLibrary"]
+    )
+
+
+def register_partitions(
+    glue: GlueClient, database: str, table: dict[str, Any], written: Sequence[str], ensure: Sequence[str] = ()
+) -> tuple[list[str], list[str]]:
+    """Create the ``written`` partitions and refresh those that already exist if their schema or location changed.
+
+    Partitions in ``ensure`` are created if missing but otherwise left alone (their files did not change).
+    Returns (created, updated). Glue's batch calls report per-partition failures in ``Errors``
+    instead of raising, so each entry is checked.
+    """
+    name = table["Name"]
+    offered = list(dict.fromkeys([*written, *ensure]))
+    by_values = {tuple(partition_values(p)): p for p in offered}
+    created, existing = [], []
+    for chunk in _chunks(offered, CREATE_BATCH):
+        inputs = [partition_input(table, p) for p in chunk]
+        response = glue.batch_create_partition(DatabaseName=database, TableName=name, PartitionInputList=inputs)
+        errors = response.get("Errors", [])
+        already = {tuple(e["PartitionValues"]) for e in errors if _entry_code(e) == "AlreadyExistsException"}
+        _raise_batch_errors([e for e in errors if _entry_code(e) != "AlreadyExistsException"], "batch_create_partition", name)
+        created += [p for p in chunk if tuple(partition_values(p)) not in already]
+        existing += [by_values[v] for v in already if by_values[v] in written]
+
+    updated: list[str] = []
+    for chunk in _chunks(sorted(existing), CREATE_BATCH):
+        wanted = {tuple(partition_values(p)): partition_input(table, p) for p in chunk}
+        found = glue.batch_get_partition(
+            DatabaseName=database, TableName=name, PartitionsToGet=[{"Values": list(v)} for v in wanted]
+        )["Partitions"]
+        stale = [tuple(f["Values"]) for f in found if _descriptor_differs(f, wanted[tuple(f["Values"])])]
+        if stale:
+            entries = [{"PartitionValueList": list(v), "PartitionInput": wanted[v]} for v in stale]
+            response = glue.batch_update_partition(DatabaseName=database, TableName=name, Entries=entries)
+            errors = response.get("Errors", [])
+            _raise_batch_errors(errors, "batch_update_partition", name)
+            updated += [by_values[v] for v in stale]
+    return sorted(created), sorted(updated)
+
+
+def delete_partitions(glue: GlueClient, database: str, table: str, deleted: Sequence[str]) -> list[str]:
+    """Drop the partitions whose data the lake no longer holds; ones already gone are fine."""
+    for chunk in _chunks(list(deleted), DELETE_BATCH):
+        keys = [{"Values": partition_values(p)} for p in chunk]
+        response = glue.batch_delete_partition(DatabaseName=database, TableName=table, PartitionsToDelete=keys)
+        errors = response.get("Errors", [])
+        _raise_batch_errors([e for e in errors if _entry_code(e) != "EntityNotFoundException"], "batch_delete_partition", table)
+    return sorted(deleted)
+
+
+def catalog_landed(glue: GlueClient, database: str, lake: Lake, result: Any) -> CatalogResult:
+    """Bring the Glue table of one landed dataset up to date (``result`` is ingest's ``LandResult``)."""
+    dataset = get_dataset(result.dataset)
+    location = lake.uri(f"raw/{dataset.name}/")
+    if not location.startswith("s3://"):
+        raise ValueError(f"Glue tables need an S3 lake; {dataset.name} landed in {location}")
+    action, table = sync_table(glue, database, dataset, result.columns, location)
+    if not dataset.partition_by_date:
+        return CatalogResult(dataset.name, dataset.name, action)
+    # A run that died after landing but before cataloguing leaves partitions that are "unchanged" now:
+    # offer them too; Glue answers AlreadyExists for the ones it has, which costs nothing.
+    created, updated = register_partitions(
+        glue, database, table, result.partitions_written, ensure=result.partitions_unchanged
+    )
+    deleted = delete_partitions(glue, database, dataset.name, result.partitions_deleted)
+    return CatalogResult(dataset.name, dataset.name, action, created, updated, deleted)
+
+
+def _crawler_state(glue: GlueClient, name: str) -> dict[str, Any]:
+    try:
+        return glue.get_crawler(Name=name)["Crawler"]
+    except glue.exceptions.EntityNotFoundException:
+        raise ValueError(
+            f"Glue crawler {name!r} does not exist; create it (docs/aws.md) or use catalog mode 'partitions'"
+        ) from None
+
+
+def _crawl_outcome(name: str, crawler: dict[str, Any]) -> str:
+    last = crawler.get("LastCrawl") or {}
+    status = last.get("Status", "UNKNOWN")
+    # AWS reports SUCCEEDED; moto reports its internal crawl state COMPLETED.
+    if status in ("SUCCEEDED", "COMPLETED"):
+        return status
+    where = f" (logs: {last['LogGroup']}/{last['LogStream']})" if last.get("LogGroup") and last.get("LogStream") else ""
+    message = last.get("ErrorMessage") or "no error message"
+    raise CrawlerFailed(f"Glue crawler {name!r} last crawl {status}: {message}{where}")
+
+
+def run_crawler(
+    glue: GlueClient,
+    name: str,
+    *,
+    timeout_s: float = CRAWLER_TIMEOUT_S,
+    poll_first_s: float = CRAWLER_POLL_FIRST_S,
+    poll_max_s: float = CRAWLER_POLL_MAX_S,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> CrawlResult:
+    """Start crawler ``name`` (or join its running crawl), wait until it is READY, and check how the crawl ended.
+
+    Raises ``CrawlerFailed`` with the crawler's own message if the crawl failed or was cancelled,
+    and ``TimeoutError`` after ``timeout_s`` (the crawl keeps running in AWS; the next run joins it).
+    """
+    started, asked_at = clock(), datetime.now(timezone.utc)
+    joined = False
+    try:
+        glue.start_crawler(Name=name)
+    except glue.exceptions.CrawlerRunningException:
+        joined = True
+    except glue.exceptions.EntityNotFoundException:
+        _crawler_state(glue, name)
+        raise
+    seen_running, delay = joined, poll_first_s
+    while True:
+        crawler = _crawler_state(glue, name)
+        state = crawler.get("State")
+        if state in ("RUNNING", "STOPPING"):
+            seen_running = True
+        elif state == "READY":
+            last_start = (crawler.get("LastCrawl") or {}).get("StartTime")
+            ours = seen_running or (
+                isinstance(last_start, datetime)
+                and last_start.astimezone(timezone.utc) >= asked_at - CLOCK_SKEW
+            )
+            if ours:
+                status = _crawl_outcome(name, crawler)
+                return CrawlResult(name, status, round(clock() - started, 3), joined)
+        waited = clock() - started
+        if waited >= timeout_s:
+            raise TimeoutError(
+                f"Glue crawler {name!r} still {state} after {waited:.0f} s (timeout {timeout_s:.0f} s); "
+                "it keeps running in AWS and the next run will wait for it"
+            )
+        sleep(min(delay, timeout_s - waited))
+        delay = min(poll_max_s, delay * 2)
+
+
+def _is_transient(task, task_run, state) -> bool:
+    try:
+        state.result()
+    except Exception as exc:  # noqa: BLE001 - we only classify here
+        from botocore.exceptions import ConnectionError as BotoConnectionError
+
+        return _error_code(exc) in TRANSIENT_GLUE_ERRORS or isinstance(exc, BotoConnectionError)
+    return False
+
+
+def glue_client(credentials: AwsCredentials):
+    """A Glue client from the AwsCredentials block (its region and endpoint_url apply)."""
+    return credentials.get_client("glue")
+
+
+def _load_blocks(athena_block: str, credentials_block: str) -> tuple[AthenaTarget, AwsCredentials]:
+    from prefect_aws import AwsCredentials
+
+    from blocks.athena import AthenaTarget
+
+    return AthenaTarget.load(athena_block, _sync=True), AwsCredentials.load(credentials_block, _sync=True)
+
+
+# The lake and land results are not worth hashing for a cache (and the lake holds credentials): NO_CACHE.
+@task(
+    cache_policy=NO_CACHE,
+    retries=3,
+    retry_delay_seconds=exponential_backoff(backoff_factor=5),
+    retry_jitter_factor=0.5,
+    retry_condition_fn=_is_transient,
+)
+def catalog_partitions(
+    results: Sequence[Any],
+    lake: Lake,
+    athena_block: str = "insightflow-athena",
+    credentials_block: str = "insightflow-aws",
+) -> list[CatalogResult]:
+    """Create or update each landed dataset's Glue table and register the partitions the run wrote."""
+    logger = get_run_logger()
+    target, credentials = _load_blocks(athena_block, credentials_block)
+    glue = glue_client(credentials)
+    if ensure_database(glue, target.glue_database):
+        logger.info("Created Glue database %s", target.glue_database)
+    catalogued = []
+    for result in results:
+        outcome = catalog_landed(glue, target.glue_database, lake, result)
+        logger.info(
+            "Glue %s.%s: table %s, %d partition(s) created, %d updated, %d deleted",
+            target.glue_database, outcome.table, outcome.table_action,
+            len(outcome.partitions_created), len(outcome.partitions_updated), len(outcome.partitions_deleted),
+        )
+        catalogued.append(outcome)
+    return catalogued
+
+
+@task(
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=exponential_backoff(backoff_factor=10),
+    retry_condition_fn=_is_transient,
+)
+def crawl_lake(
+    athena_block: str = "insightflow-athena",
+    credentials_block: str = "insightflow-aws",
+    timeout_s: float = CRAWLER_TIMEOUT_S,
+) -> CrawlResult:
+    """Run the Glue crawler named in the Athena target block and wait for it to finish."""
+    logger = get_run_logger()
+    target, credentials = _load_blocks(athena_block, credentials_block)
+    if not target.crawler_name:
+        raise ValueError(f"catalog mode 'crawler' needs crawler_name in block {athena_block!r} (INSIGHTFLOW_GLUE_CRAWLER)")
+    outcome = run_crawler(glue_client(credentials), target.crawler_name, timeout_s=timeout_s)
+    joined = " (joined a crawl already running)" if outcome.joined_running_crawl else ""
+    logger.info("Glue crawler %s finished %s after %.1f s%s", outcome.crawler, outcome.status, outcome.waited_s, joined)
+    return outcome
+
+
+def update_catalog(
+    results: Sequence[Any],
+    lake: Lake,
+    mode: CatalogMode = "partitions",
+    athena_block: str = "insightflow-athena",
+    credentials_block: str = "insightflow-aws",
+) -> list[CatalogResult] | CrawlResult | None:
+    """Catalog what was landed in the chosen mode; a local lake needs no catalog (DuckDB reads the files)."""
+    if not lake.uri().startswith("s3://"):
+        return None
+    if mode == "crawler":
+        return crawl_lake(athena_block, credentials_block)
+    if mode == "partitions":
+        return catalog_partitions(results, lake, athena_block, credentials_block)
+    raise ValueError(f"unknown catalog mode {mode!r}; expected 'partitions' or 'crawler'")

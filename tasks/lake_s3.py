@@ -1,0 +1,109 @@
+"""The production lake: an S3 bucket (optionally a folder in it) behind a prefect-aws ``S3Bucket`` block.
+
+Same contract as ``LocalLake``: one object per key, and a write is a single PUT (or, above boto3's
+8 MB multipart threshold, a multipart upload that becomes visible only when completed), so readers
+see the old object or the new one, never half. Partitions keep one fixed object name, so re-landing
+a month replaces it instead of adding rows next to it.
+
+prefect-aws quirks this module works around (prefect-aws 0.7.12):
+- ``S3Bucket`` methods are ``async_dispatch``ed: inside an async flow they return coroutines, so
+  every call passes ``_sync=True``.
+- ``read_path``/``write_path`` skip adding ``bucket_folder`` when the path already starts with it
+  (a folder named ``raw`` would then swallow the lake's own ``raw/`` prefix). We pass the full
+  object key, which those methods then use unchanged.
+- ``list_objects(folder)`` is a plain prefix match (``iowrt`` also matches ``iowrt_3d/``) and with an
+  empty folder lists ``<bucket_folder>`` without a slash; we pass a trailing slash and filter again.
+- The block has no delete; ``delete`` uses the block's own boto3 S3 client.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from botocore.exceptions import ClientError
+
+from tasks.lake import TMP_MARKER, Lake
+
+if TYPE_CHECKING:
+    from prefect_aws.s3 import S3Bucket
+
+DEFAULT_LAKE_BLOCK = "insightflow-lake"
+_MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
+
+
+def _check_key(key: str) -> str:
+    parts = key.split("/")
+    if not key or key.startswith("/") or any(p in ("", ".", "..") for p in parts[:-1]) or parts[-1] in (".", ".."):
+        raise ValueError(f"invalid lake key {key!r}: use a relative POSIX path such as 'raw/iowrt/_manifest.json'")
+    return key
+
+
+class S3Lake(Lake):
+    """A lake in an S3 bucket; keys live under the block's ``bucket_folder``."""
+
+    def __init__(self, bucket: S3Bucket):
+        if bucket.bucket_folder.startswith("/"):
+            raise ValueError(f"S3 bucket folder {bucket.bucket_folder!r} must not start with '/'")
+        self.bucket = bucket
+        self.folder = bucket.bucket_folder.strip("/")
+
+    @classmethod
+    def from_block_name(cls, name: str = DEFAULT_LAKE_BLOCK) -> S3Lake:
+        """Load the ``S3Bucket`` block ``name`` (registered by ``python -m blocks register``)."""
+        from prefect_aws.s3 import S3Bucket
+
+        try:
+            bucket = S3Bucket.load(name, _sync=True)
+        except ValueError as exc:
+            raise ValueError(
+                f"S3 bucket block {name!r} not found: run `python -m blocks register --only aws` (see docs/aws.md)"
+            ) from exc
+        return cls(bucket)
+
+    def __repr__(self) -> str:
+        return f"S3Lake({self.uri()!r})"
+
+    def _object_key(self, key: str) -> str:
+        _check_key(key)
+        return f"{self.folder}/{key}" if self.folder else key
+
+    def read(self, key: str) -> bytes | None:
+        try:
+            return self.bucket.read_path(self._object_key(key), _sync=True)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
+                return None
+            raise
+
+    def write(self, key: str, data: bytes) -> None:
+        self.bucket.write_path(self._object_key(key), data, _sync=True)
+
+    def delete(self, key: str) -> None:
+        # S3 answers 204 for a key that does not exist, so this is idempotent like LocalLake.delete.
+        client = self.bucket.credentials.get_client("s3")
+        client.delete_object(Bucket=self.bucket.bucket_name, Key=self._object_key(key))
+
+    def list(self, prefix: str) -> list[str]:
+        relative = prefix.strip("/")
+        if relative:
+            _check_key(relative)
+            relative += "/"
+        wanted = f"{self.folder}/{relative}" if self.folder else relative
+        objects = self.bucket.list_objects(relative, _sync=True)
+        strip = len(self.folder) + 1 if self.folder else 0
+        return sorted(
+            obj["Key"][strip:]
+            for obj in objects
+            if obj["Key"].startswith(wanted)
+            and not obj["Key"].endswith("/")
+            and not obj["Key"].rsplit("/", 1)[-1].startswith(TMP_MARKER)
+        )
+
+    def uri(self, key: str = "") -> str:
+        base = f"s3://{self.bucket.bucket_name}"
+        if self.folder:
+            base += f"/{self.folder}"
+        if not key:
+            return base
+        _check_key(key.rstrip("/") or key)
+        return f"{base}/{key}"
