@@ -41,8 +41,13 @@ def exclusions_for(failed: list[str]) -> list[str]:
 
 @task(name="dbt-build", cache_policy=NO_CACHE)
 def build_warehouse(lake: Lake, target: str, env: Mapping[str, str], work_dir: Path, failed: list[str],
-                    full_refresh: bool = False, force: bool = False) -> DbtSummary:
-    """``dbt build`` of dbt/insightflow, or a recorded skip when nothing it reads has changed."""
+                    full_refresh: bool = False, force: bool = False, node_tasks: bool = True) -> DbtSummary:
+    """``dbt build`` of dbt/insightflow, or a recorded skip when nothing it reads has changed.
+
+    ``node_tasks`` runs dbt through prefect-dbt's runner (one Prefect task per model and test, ~3x the
+    wall time of a plain ``dbt build`` on this project: see docs/performance.md); off, dbt runs once
+    inside this task and the ``insightflow-dbt`` artifact still lists every node.
+    """
     logger = get_run_logger()
     state_path = work_dir / "last-build.json"
     fingerprint = inputs_fingerprint(lake, list(DATASETS))
@@ -58,7 +63,7 @@ def build_warehouse(lake: Lake, target: str, env: Mapping[str, str], work_dir: P
     if failed:
         args += ["--exclude", *exclusions_for(failed)]
         logger.warning("dbt: excluding models downstream of datasets that did not land: %s", ", ".join(failed))
-    summary = run_dbt(PROJECT, target, env, args=args, work_dir=work_dir)
+    summary = run_dbt(PROJECT, target, env, args=args, work_dir=work_dir, in_prefect=node_tasks)
     if not failed:
         write_state(state_path, {"fingerprint": fingerprint})
     logger.info("dbt: %d nodes in %.1fs (%d pass/success, %d skipped)", len(summary.nodes), summary.elapsed_s,
