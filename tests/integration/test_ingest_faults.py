@@ -41,7 +41,7 @@ def home(landed_home, tmp_path) -> Path:
     return target
 
 
-def run(home: Path, faults: dict[str, str], monkeypatch=None, **params):
+def run(home: Path, faults: dict[str, str], **params):
     from flows.insightflow import insightflow
 
     return insightflow(sample=True, sample_faults=faults, home=str(home), run_dbt=False, return_state=True, **params)
@@ -143,8 +143,6 @@ def test_new_publisher_column_is_carried_into_the_lake(home):
 
 
 def test_unchanged_sources_answer_304_and_nothing_is_relanded(home):
-    from tasks.sample import sample_server  # noqa: F401  (the flow starts its own; this checks the lake)
-
     before = {p: p.stat().st_mtime_ns for p in (home / "lake/raw").rglob("*") if p.is_file()}
     state = run(home, {})
     assert state.is_completed()
