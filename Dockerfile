@@ -41,7 +41,7 @@ RUN for project in dbt/*/; do \
     && chown -R insightflow:insightflow dbt
 
 # Code last. `pip install --no-deps .` is CI's install of the same pyproject (non-editable). The
-# flows run from this directory (pull step) and tasks/config.py finds dbt/ next to tasks/, so
+# flows run from this directory (pull step) and tasks/core/config.py finds dbt/ next to tasks/, so
 # PYTHONPATH makes this copy win over the one pip put in site-packages.
 COPY README.md ./
 COPY flows/ flows/

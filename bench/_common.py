@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -58,73 +57,29 @@ class Report:
         print(f"  {text}", flush=True)
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def quiet_env() -> dict[str, str]:
-    """Settings that keep a throwaway Prefect server and its clients quiet and self-contained."""
-    return {
-        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-        "PREFECT_SERVER_UI_ENABLED": "false",
-        "PREFECT_API_SERVICES_LATE_RUNS_ENABLED": "false",
-        "PREFECT_API_SERVICES_SCHEDULER_ENABLED": "false",
-        "DO_NOT_TRACK": "1",
-    }
-
-
 @contextlib.contextmanager
 def prefect_server(workdir: Path, timeout_s: float = 300.0) -> Iterator[dict[str, str]]:
-    """``prefect server start`` on a free loopback port with its own PREFECT_HOME; yields its env.
+    """A throwaway ``prefect server start`` (tasks/core/prefect_server.py); yields its client env.
 
     The env is also applied to ``os.environ`` for the duration, so import prefect only after entering.
     """
-    import httpx
+    from tasks.core.prefect_server import ServerStartError, local_prefect_server
 
-    port = free_port()
-    env = {
-        **quiet_env(),
-        "PREFECT_HOME": str(workdir / "prefect-home"),
-        "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-        "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{workdir}/prefect.db",
-        "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
-    }
-    saved = {k: os.environ.get(k) for k in env}
-    os.environ.update(env)
-    log_path = workdir / "prefect-server.log"
-    log = open(log_path, "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                             "--port", str(port)], stdout=log, stderr=subprocess.STDOUT, env={**os.environ},
-                            start_new_session=True)
     try:
-        deadline = time.monotonic() + timeout_s
-        while True:
-            if proc.poll() is not None:
-                raise CouldNotMeasure(f"prefect server exited early; see {log_path}")
+        with local_prefect_server(workdir, timeout_s=timeout_s) as server:
+            env = server.client_env()
+            saved = {k: os.environ.get(k) for k in env}
+            os.environ.update(env)
             try:
-                if httpx.get(f"{env['PREFECT_API_URL']}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise CouldNotMeasure(f"prefect server not healthy within {timeout_s:.0f}s; see {log_path}")
-            time.sleep(0.3)
-        yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-        for k, v in saved.items():
-            if v is None:
-                os.environ.pop(k, None)
-            else:
-                os.environ[k] = v
+                yield env
+            finally:
+                for key, old in saved.items():
+                    if old is None:
+                        os.environ.pop(key, None)
+                    else:
+                        os.environ[key] = old
+    except ServerStartError as exc:
+        raise CouldNotMeasure(str(exc)) from exc
 
 
 @contextlib.contextmanager
@@ -198,7 +153,7 @@ def months(count: int, first: date = FIRST_MONTH) -> list[date]:
 
 def group_codes(count: int) -> list[str]:
     """Synthetic MSIC-like group codes: the sample's real 3-digit codes first, then 7-digit ones."""
-    from tasks.sample import MSIC_GROUPS
+    from tasks.insightflow.sample_data import MSIC_GROUPS
 
     real = list(MSIC_GROUPS)
     return real[:count] + [f"47{i:05d}" for i in range(max(0, count - len(real)))]
@@ -245,7 +200,7 @@ def msic_for_groups(codes: list[str]):
     """The sample MSIC dictionary plus a digits=3 row for every synthetic group code."""
     import pyarrow as pa
 
-    from tasks.sample import MSIC_GROUPS, msic_table
+    from tasks.insightflow.sample_data import MSIC_GROUPS, msic_table
 
     base = msic_table()
     extra = [c for c in codes if c not in MSIC_GROUPS]

@@ -26,8 +26,16 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import (CouldNotMeasure, Report, iowrt_3d_scaled, rss_mib, run_measured,  # noqa: E402
-                           tree_stats, workdir, write_parquet_file)
+from bench._common import (  # noqa: E402
+    CouldNotMeasure,
+    Report,
+    iowrt_3d_scaled,
+    rss_mib,
+    run_measured,
+    tree_stats,
+    workdir,
+    write_parquet_file,
+)
 
 TARGET_VS_PANDAS = 20.0
 TARGET_VS_FLOOR = 1.5
@@ -61,9 +69,11 @@ def _warm_up(path: Path, out: Path, fn) -> None:
 
 
 def child_project(path: Path, out: Path, warm: bool = True) -> dict:
-    from tasks.datasets import IOWRT_3D
-    from tasks.ingest import Fetched, conform, land, read_parquet_bytes
-    from tasks.lake import LocalLake
+    from tasks.core.lake import LocalLake
+    from tasks.insightflow.contracts import IOWRT_3D
+    from tasks.insightflow.fetch import Fetched
+    from tasks.insightflow.land import land
+    from tasks.insightflow.validate import conform, read_parquet_bytes
 
     if warm:
         _warm_up(path, out, child_project)

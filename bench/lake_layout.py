@@ -26,10 +26,12 @@ ORIGINAL_GRAIN = {"fuelprice": "day", "iowrt": "month", "iowrt_3d": "month", "ms
 
 
 def land_project(root: Path) -> None:
-    from tasks.datasets import DATASETS
-    from tasks.ingest import Fetched, conform, land
-    from tasks.lake import LocalLake
-    from tasks.sample import SAMPLE_TABLES
+    from tasks.core.lake import LocalLake
+    from tasks.insightflow.contracts import DATASETS
+    from tasks.insightflow.fetch import Fetched
+    from tasks.insightflow.land import land
+    from tasks.insightflow.sample_data import SAMPLE_TABLES
+    from tasks.insightflow.validate import conform
 
     lake = LocalLake(root)
     for name, build in SAMPLE_TABLES.items():
@@ -41,7 +43,7 @@ def land_project(root: Path) -> None:
 def write_original(root: Path) -> None:
     import pandas as pd
 
-    from tasks.sample import SAMPLE_TABLES
+    from tasks.insightflow.sample_data import SAMPLE_TABLES
 
     for name, build in SAMPLE_TABLES.items():
         df = build().to_pandas()

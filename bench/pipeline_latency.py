@@ -42,9 +42,9 @@ def _child_flow(home: str, dbt_plain: bool = False) -> dict:
         # runner (which creates a task run per model and test).
         import functools
 
-        import tasks.warehouse
+        import tasks.insightflow.warehouse
 
-        tasks.warehouse.run_dbt = functools.partial(tasks.warehouse.run_dbt, in_prefect=False)
+        tasks.insightflow.warehouse.run_dbt = functools.partial(tasks.insightflow.warehouse.run_dbt, in_prefect=False)
     imported = time.perf_counter()
     state = insightflow(sample=True, home=home, return_state=True)
     wall = time.perf_counter() - imported
@@ -59,14 +59,16 @@ def _child_bare(home: str) -> dict:
     import httpx
 
     from flows.insightflow import _dev_warehouse_env
-    from tasks import config
-    from tasks.datasets import DATASETS
-    from tasks.dbt import read_state, run_dbt, write_state
-    from tasks.ingest import conform, fetch, land, read_parquet_bytes, remember_source, source_url
-    from tasks.lake import LocalLake
-    from tasks.locks import home_lock
-    from tasks.sample import sample_server
-    from tasks.warehouse import PROJECT, inputs_fingerprint
+    from tasks.core import config
+    from tasks.core.dbt import read_state, run_dbt, write_state
+    from tasks.core.lake import LocalLake
+    from tasks.core.locks import home_lock
+    from tasks.insightflow.contracts import DATASETS
+    from tasks.insightflow.fetch import fetch, source_url
+    from tasks.insightflow.land import land, remember_source
+    from tasks.insightflow.sample import sample_server
+    from tasks.insightflow.validate import conform, read_parquet_bytes
+    from tasks.insightflow.warehouse import PROJECT, inputs_fingerprint
 
     imported = time.perf_counter()
     stages = dict.fromkeys(STAGES, 0.0)

@@ -23,14 +23,24 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import (SERIES, CouldNotMeasure, Report, group_codes, iowrt_3d_scaled,  # noqa: E402
-                           iowrt_3d_shape, msic_for_groups, run_measured, tree_stats, workdir)
+from bench._common import (  # noqa: E402
+    SERIES,
+    CouldNotMeasure,
+    Report,
+    group_codes,
+    iowrt_3d_scaled,
+    iowrt_3d_shape,
+    msic_for_groups,
+    run_measured,
+    tree_stats,
+    workdir,
+)
 
 EXTRA_MONTH = date(2026, 1, 1)
 
 
 def child_dbt(home: Path) -> dict:
-    from tasks.dbt import run_dbt
+    from tasks.core.dbt import run_dbt
 
     env = {"INSIGHTFLOW_WAREHOUSE_PATH": str(home / "warehouse.duckdb"), "INSIGHTFLOW_LAKE_DIR": str(home / "lake")}
     started = time.perf_counter()
@@ -44,15 +54,16 @@ def child_dbt(home: Path) -> dict:
 
 
 def _fetched(name: str, payload: bytes):
-    from tasks.ingest import Fetched
+    from tasks.insightflow.fetch import Fetched
 
     return Fetched(dataset=name, url=f"bench://{name}", status="new", content=payload,
                    sha256=hashlib.sha256(payload).hexdigest())
 
 
 def land_table(lake, name: str, table) -> "object":
-    from tasks.datasets import DATASETS
-    from tasks.ingest import conform, land
+    from tasks.insightflow.contracts import DATASETS
+    from tasks.insightflow.land import land
+    from tasks.insightflow.validate import conform
 
     return land(lake, DATASETS[name], conform(DATASETS[name], f"bench://{name}", table), _fetched(name, b""))
 
@@ -99,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(child_dbt(args.home)))
         return 0
 
-    from tasks.lake import LocalLake
-    from tasks.sample import SAMPLE_TABLES
+    from tasks.core.lake import LocalLake
+    from tasks.insightflow.sample_data import SAMPLE_TABLES
 
     rows = int(float(args.rows))
     report = Report("warehouse at scale")

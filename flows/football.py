@@ -31,16 +31,22 @@ from prefect.artifacts import create_table_artifact
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks import config
-from tasks.dbt import run_dbt
-from tasks.football_api import (
-    DEFAULT_TOKEN_BLOCK, ENDPOINTS, FetchSession, base_url, fetch_endpoint, land_response, parse_raw_key,
+from tasks.core import config
+from tasks.core.dbt import run_dbt
+from tasks.core.lake import open_lake
+from tasks.core.locks import home_lock
+from tasks.football.api import (
+    DEFAULT_TOKEN_BLOCK,
+    ENDPOINTS,
+    FetchSession,
+    base_url,
+    fetch_endpoint,
+    land_response,
+    parse_raw_key,
     resolve_token,
 )
-from tasks.football_load import SnowflakeLayout, copy_into_raw, load_raw_duckdb, stage_url
-from tasks.football_sample import SAMPLE_TOKEN, SampleServer
-from tasks.lake import open_lake
-from tasks.locks import home_lock
+from tasks.football.load import SnowflakeLayout, copy_into_raw, load_raw_duckdb, stage_url
+from tasks.football.sample import SAMPLE_TOKEN, SampleServer
 
 COMPETITION_CODE = re.compile(r"^[A-Z0-9]{2,5}$")
 
@@ -64,7 +70,7 @@ def _dbt_env_dev(home: str | None) -> dict[str, str]:
 def _dbt_env_prod(snowflake_block: str) -> dict[str, str]:
     from prefect_snowflake.database import SnowflakeConnector
 
-    from tasks.football_load import snowflake_dbt_env
+    from tasks.football.load import snowflake_dbt_env
 
     return snowflake_dbt_env(SnowflakeConnector.load(snowflake_block))
 

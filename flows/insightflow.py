@@ -28,15 +28,17 @@ from prefect.futures import wait
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks import config
-from tasks.athena import load_dbt_prod_env
-from tasks.datasets import DATASETS
-from tasks.glue import update_catalog
-from tasks.ingest import LandResult, fetch_dataset, land_dataset, source_url, validate_dataset
-from tasks.lake import LocalLake, open_lake
-from tasks.locks import home_lock
-from tasks.sample import sample_server
-from tasks.warehouse import build_warehouse
+from tasks.core import config
+from tasks.core.lake import LocalLake, open_lake
+from tasks.core.locks import home_lock
+from tasks.insightflow.athena import load_dbt_prod_env
+from tasks.insightflow.catalog import update_catalog
+from tasks.insightflow.contracts import DATASETS
+from tasks.insightflow.fetch import fetch_dataset, source_url
+from tasks.insightflow.land import LandResult, land_dataset
+from tasks.insightflow.sample import sample_server
+from tasks.insightflow.validate import validate_dataset
+from tasks.insightflow.warehouse import build_warehouse
 
 
 class IngestFailed(RuntimeError):

@@ -9,22 +9,14 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
 import tempfile
-import time
 from pathlib import Path
 
 import pytest
 
+from tasks.core.prefect_server import free_port  # imports no prefect: settings below apply first
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="insightflow-tests-"))
@@ -57,34 +49,10 @@ def session_dir() -> Path:
 @pytest.fixture(scope="session")
 def prefect_server():
     """A real ``prefect server start`` on loopback for the session; yields its API URL."""
-    log = open(_SESSION_DIR / "prefect-server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(_PREFECT_PORT)],
-        stdout=log, stderr=subprocess.STDOUT, env={**os.environ}, start_new_session=True,
-    )
-    url = _PREFECT_ENV["PREFECT_API_URL"]
-    import httpx
+    from tasks.core.prefect_server import local_prefect_server
 
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"prefect server exited early; see {_SESSION_DIR / 'prefect-server.log'}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                break
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    else:
-        proc.kill()
-        raise RuntimeError("prefect server did not become healthy within 180 s")
-    yield url
-    proc.terminate()
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+    with local_prefect_server(_SESSION_DIR / "server", port=_PREFECT_PORT) as server:
+        yield server.api_url
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -8,21 +8,16 @@ through AWS_ENDPOINT_URL and dummy keys, so nothing here can reach real AWS.
 from __future__ import annotations
 
 import logging
-import socket
 
 import httpx
 import pytest
+
+from tasks.core.prefect_server import free_port
 
 REGION = "us-east-1"
 ACCESS_KEY_ID = "AKIAINSIGHTFLOWTEST"
 # Distinctive so a leak into any output is easy to spot.
 SECRET_ACCESS_KEY = "insightflow-test-secret-7f3c9e1b"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="session")
@@ -31,7 +26,7 @@ def moto_server():
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # one access-log line per AWS call otherwise
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=_free_port(), verbose=False)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=free_port(), verbose=False)
     server.start()
     host, port = server.get_host_and_port()
     yield f"http://{host}:{port}"

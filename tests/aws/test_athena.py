@@ -8,8 +8,8 @@ import pytest
 from prefect_aws import AwsClientParameters, AwsCredentials
 
 from blocks.athena import AthenaTarget
-from tasks.athena import PROD_TARGET_VARS, PROFILES_PATH, dbt_prod_env, profile_env_vars
-from tasks.config import DBT_DIR
+from tasks.core.config import DBT_DIR
+from tasks.insightflow.athena import PROD_TARGET_VARS, PROFILES_PATH, dbt_prod_env, profile_env_vars
 
 TARGET = AthenaTarget(
     region="ap-southeast-5", work_group="insightflow", glue_database="insightflow_raw", athena_schema="insightflow",

@@ -99,8 +99,8 @@ def test_register_twice_leaves_the_same_blocks_and_prints_no_secret(prefect_serv
         assert SECRET_ACCESS_KEY not in output and SESSION_TOKEN not in output
 
     # The saved blocks are the ones the prod flow opens.
-    from tasks.athena import load_dbt_prod_env
-    from tasks.lake import open_lake
+    from tasks.core.lake import open_lake
+    from tasks.insightflow.athena import load_dbt_prod_env
 
     lake = open_lake("prod")
     lake.write("raw/iowrt/_manifest.json", b"{}")
@@ -122,7 +122,7 @@ def test_register_without_aws_settings_explains_what_is_missing(prefect_server):
 
 
 def test_open_lake_names_the_registration_command_when_the_block_is_missing(prefect_server):
-    from tasks.lake import open_lake
+    from tasks.core.lake import open_lake
 
     with pytest.raises(ValueError, match="python -m blocks register --only aws"):
         open_lake("prod", lake_block="no-such-lake")
@@ -132,10 +132,10 @@ def test_the_catalog_task_works_from_the_saved_blocks_inside_a_flow(prefect_serv
     from prefect import flow
 
     from blocks.registry import register as register_in_process
-    from tasks.glue import update_catalog
-    from tasks.ingest import land
-    from tasks.datasets import IOWRT
-    from tasks.lake import open_lake
+    from tasks.core.lake import open_lake
+    from tasks.insightflow.catalog import update_catalog
+    from tasks.insightflow.contracts import IOWRT
+    from tasks.insightflow.land import land
     from tests.aws.test_glue import fetched, iowrt_rows
 
     make_bucket("insightflow-lake")

@@ -13,8 +13,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.datasets import DATASETS
-from tasks.sample import SAMPLE_TABLES, parquet_bytes, sample_server
+from tasks.insightflow.contracts import DATASETS
+from tasks.insightflow.sample import sample_server
+from tasks.insightflow.sample_data import SAMPLE_TABLES, parquet_bytes
 from tests.aws.test_blocks_aws import BUCKETS
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
@@ -38,7 +39,7 @@ def _glue_partitions(glue, table: str) -> set[str]:
 
 def test_prod_flow_lands_in_s3_and_registers_exactly_the_written_partitions(prod_blocks, tmp_path):
     from flows.insightflow import insightflow
-    from tasks.athena import load_dbt_prod_env
+    from tasks.insightflow.athena import load_dbt_prod_env
 
     s3, glue = prod_blocks.get_client("s3"), prod_blocks.get_client("glue")
     server = sample_server()

@@ -7,11 +7,13 @@ from datetime import date
 import pyarrow as pa
 import pytest
 
-from tasks import glue as catalog
-from tasks.datasets import FUELPRICE, IOWRT, MSIC
-from tasks.ingest import Fetched, land
-from tasks.lake import LocalLake
-from tasks.lake_s3 import S3Lake
+from tasks.core.lake import LocalLake
+from tasks.core.lake.s3 import S3Lake
+from tasks.insightflow import crawler
+from tasks.insightflow import glue as catalog
+from tasks.insightflow.contracts import FUELPRICE, IOWRT, MSIC
+from tasks.insightflow.fetch import Fetched
+from tasks.insightflow.land import land
 
 DATABASE = "insightflow_raw"
 CRAWLER = "insightflow-raw"
@@ -221,7 +223,7 @@ def test_crawler_mode_starts_the_crawler_and_waits_with_backoff_until_ready(glue
     make_crawler(glue)
     time = FakeTime(finish_crawl_after(3, "COMPLETED"))
 
-    outcome = catalog.run_crawler(glue, CRAWLER, poll_first_s=5, poll_max_s=30, sleep=time.sleep, clock=time.clock)
+    outcome = crawler.run_crawler(glue, CRAWLER, poll_first_s=5, poll_max_s=30, sleep=time.sleep, clock=time.clock)
 
     assert (outcome.status, outcome.joined_running_crawl) == ("COMPLETED", False)
     assert time.sleeps == [5, 10, 20]
@@ -234,7 +236,7 @@ def test_crawler_mode_joins_a_crawl_that_is_already_running(glue):
     glue.start_crawler(Name=CRAWLER)  # a schedule or a colleague started it
     time = FakeTime(finish_crawl_after(1, "COMPLETED"))
 
-    outcome = catalog.run_crawler(glue, CRAWLER, sleep=time.sleep, clock=time.clock)
+    outcome = crawler.run_crawler(glue, CRAWLER, sleep=time.sleep, clock=time.clock)
 
     assert outcome.joined_running_crawl is True
     assert len(moto_crawler().crawls) == 1
@@ -256,8 +258,8 @@ def test_crawler_mode_fails_with_the_crawlers_own_error(glue, monkeypatch):
     make_crawler(glue)
     time = FakeTime(finish_crawl_after(1, "FAILED"))
 
-    with pytest.raises(catalog.CrawlerFailed, match=r"last crawl FAILED: Service Principal.*s3:GetObject.*logs: /aws-glue/crawlers/insightflow-raw"):
-        catalog.run_crawler(glue, CRAWLER, sleep=time.sleep, clock=time.clock)
+    with pytest.raises(crawler.CrawlerFailed, match=r"last crawl FAILED: Service Principal.*s3:GetObject.*logs: /aws-glue/crawlers/insightflow-raw"):
+        crawler.run_crawler(glue, CRAWLER, sleep=time.sleep, clock=time.clock)
 
 
 def test_crawler_mode_times_out_naming_the_crawler_and_its_state(glue):
@@ -265,10 +267,10 @@ def test_crawler_mode_times_out_naming_the_crawler_and_its_state(glue):
     time = FakeTime()
 
     with pytest.raises(TimeoutError, match=r"'insightflow-raw' still RUNNING after 100 s \(timeout 100 s\)"):
-        catalog.run_crawler(glue, CRAWLER, timeout_s=100, poll_first_s=5, poll_max_s=30, sleep=time.sleep, clock=time.clock)
+        crawler.run_crawler(glue, CRAWLER, timeout_s=100, poll_first_s=5, poll_max_s=30, sleep=time.sleep, clock=time.clock)
     assert time.sleeps == [5, 10, 20, 30, 30, 5]  # the last poll lands on the deadline
 
 
 def test_crawler_mode_explains_a_missing_crawler(glue):
     with pytest.raises(ValueError, match="Glue crawler 'nope' does not exist"):
-        catalog.run_crawler(glue, "nope", sleep=lambda s: None)
+        crawler.run_crawler(glue, "nope", sleep=lambda s: None)

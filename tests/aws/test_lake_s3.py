@@ -6,8 +6,8 @@ import asyncio
 
 import pytest
 
-from tasks.lake import LocalLake, open_lake
-from tasks.lake_s3 import S3Lake
+from tasks.core.lake import LocalLake, open_lake
+from tasks.core.lake.s3 import S3Lake
 
 IOWRT_JAN = "raw/iowrt/year=2024/month=01/data.parquet"
 IOWRT_3D_JAN = "raw/iowrt_3d/year=2024/month=01/data.parquet"

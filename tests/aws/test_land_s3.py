@@ -12,10 +12,10 @@ import textwrap
 
 import pyarrow.parquet as pq
 
-from tasks import glue as catalog
-from tasks.datasets import IOWRT
-from tasks.ingest import land
-from tasks.lake_s3 import S3Lake
+from tasks.core.lake.s3 import S3Lake
+from tasks.insightflow import glue as catalog
+from tasks.insightflow.contracts import IOWRT
+from tasks.insightflow.land import land
 from tests.aws.test_glue import fetched, iowrt_rows
 
 REPO_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -27,9 +27,9 @@ KILLED_LANDING = textwrap.dedent(
     import os, signal, sys
     from prefect_aws import AwsClientParameters, AwsCredentials
     from prefect_aws.s3 import S3Bucket
-    from tasks.datasets import IOWRT
-    from tasks.ingest import land
-    from tasks.lake_s3 import S3Lake
+    from tasks.insightflow.contracts import IOWRT
+    from tasks.insightflow.land import land
+    from tasks.core.lake.s3 import S3Lake
     from tests.aws.test_glue import fetched, iowrt_rows
 
     class DiesAtManifest(S3Lake):

@@ -12,7 +12,6 @@ import json
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import tarfile
@@ -26,14 +25,10 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
+from tasks.core.prefect_server import local_prefect_server
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _read_body(handler: BaseHTTPRequestHandler) -> bytes:
@@ -259,38 +254,12 @@ class E2EServer:
 @pytest.fixture(scope="module")
 def e2e_server(tmp_path_factory) -> Iterator[E2EServer]:
     home = tmp_path_factory.mktemp("e2e")
-    port = free_port()
-    api_url = f"http://127.0.0.1:{port}/api"
     processes = Processes(home)
-    server = E2EServer(api_url, f"http://127.0.0.1:{port}", home, processes)
-    env = server.env(
-        PREFECT_SERVER_DATABASE_CONNECTION_URL=f"sqlite+aiosqlite:///{home}/prefect.db",
-        PREFECT_SERVER_UI_ENABLED="false",
-        # Deployments carry real schedules (football every 5 minutes): no scheduled runs in a test.
-        PREFECT_API_SERVICES_SCHEDULER_ENABLED="false",
-        PREFECT_API_SERVICES_LATE_RUNS_ENABLED="false",
-        # An ENQUEUEd run retries its concurrency slot after this long (default 30 s).
-        PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS="1",
-    )
+    # Deployments carry real schedules (football every 5 minutes): the scheduler stays off in a test.
+    # An ENQUEUEd run retries its concurrency slot after SLOT_WAIT (default 30 s).
+    extra = {"PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1"}
     try:
-        proc = processes.start(
-            "server", [*PREFECT, "server", "start", "--host", "127.0.0.1", "--port", str(port)], env
-        )
-        import httpx
-
-        # A fresh SQLite database runs every migration: ~15 s on an idle 2-core machine, 75 s seen under load.
-        deadline = time.monotonic() + 180
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"prefect server exited early:\n{processes.log('server')[-3000:]}")
-            try:
-                if httpx.get(f"{api_url}/health", timeout=1).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError("prefect server did not become healthy within 180 s")
-            time.sleep(0.3)
-        yield server
+        with local_prefect_server(home, extra_env=extra) as server:
+            yield E2EServer(server.api_url, server.ui_url, home, processes)
     finally:
         processes.stop_all()

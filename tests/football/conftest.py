@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.football_sample import SampleServer
+from tasks.football.sample import SampleServer
 
 _copy_state = threading.local()
 

@@ -10,13 +10,22 @@ from datetime import datetime, timezone
 import httpx
 import pytest
 
-from tasks.football_api import (
-    FetchSession, Fetched, FootballApiError, InvalidResponseError, MissingTokenError, RatePacer, fetch, land,
-    parse_raw_key, resolve_token, validate,
+from tasks.core.http import RetryPolicy
+from tasks.core.lake import LocalLake
+from tasks.football.api import (
+    Fetched,
+    FetchSession,
+    FootballApiError,
+    InvalidResponseError,
+    MissingTokenError,
+    RatePacer,
+    fetch,
+    land,
+    parse_raw_key,
+    resolve_token,
+    validate,
 )
-from tasks.football_sample import SAMPLE_TOKEN, Fault, SampleServer, scorers, standings
-from tasks.http import RetryPolicy
-from tasks.lake import LocalLake
+from tasks.football.sample import SAMPLE_TOKEN, Fault, SampleServer, scorers, standings
 
 FAST = RetryPolicy(attempts=5, backoff_base_s=0.05, backoff_cap_s=0.2, timeout_s=5)
 

@@ -6,7 +6,7 @@ import json
 
 from dbt.cli.main import dbtRunner
 
-from tasks.config import DBT_DIR
+from tasks.core.config import DBT_DIR
 
 
 def test_dbt_parse_for_the_snowflake_target_needs_no_connection(tmp_path, monkeypatch):

@@ -10,8 +10,8 @@ import pytest
 import sqlglot
 
 from flows.football import football
-from tasks.football_api import MissingTokenError
-from tasks.football_sample import SAMPLE_TOKEN, SampleServer
+from tasks.football.api import MissingTokenError
+from tasks.football.sample import SAMPLE_TOKEN, SampleServer
 from tests.football.conftest import fakesnow_connector
 
 COMPETITIONS = ["PL", "BL1"]

@@ -10,10 +10,10 @@ from pathlib import Path
 import duckdb
 import sqlglot
 
-from tasks.football_api import Fetched, land
-from tasks.football_load import SnowflakeLayout, copy_sql, load_duckdb, load_snowflake, snowflake_ddl, stage_url
-from tasks.football_sample import scorers, standings
-from tasks.lake import LocalLake
+from tasks.core.lake import LocalLake
+from tasks.football.api import Fetched, land
+from tasks.football.load import SnowflakeLayout, copy_sql, load_duckdb, load_snowflake, snowflake_ddl, stage_url
+from tasks.football.sample import scorers, standings
 from tests.football.conftest import fakesnow_connector
 
 START = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -83,7 +83,7 @@ def test_stage_url_of_an_s3_lake_is_the_raw_football_prefix(moto_endpoint, monke
     from prefect_aws import AwsClientParameters, AwsCredentials
     from prefect_aws.s3 import S3Bucket
 
-    from tasks.lake_s3 import S3Lake
+    from tasks.core.lake.s3 import S3Lake
 
     for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
                        "AWS_DEFAULT_REGION": "us-east-1"}.items():

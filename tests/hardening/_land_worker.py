@@ -1,7 +1,7 @@
 """A forking worker for the crash-safety test: imports once, then lands in a fresh child per command.
 
 stdin lines: ``land <lake_dir> <table.parquet>``; for each, it forks a child that runs
-``tasks.ingest.land`` and answers ``pid <n>`` at once, then ``done <exit-status> <seconds>`` when the
+``tasks.insightflow.land.land`` and answers ``pid <n>`` at once, then ``done <exit-status> <seconds>`` when the
 child ends (killed children report a negative status). Forking keeps Python start-up and imports
 out of the kill window, so every SIGKILL lands inside land() itself.
 """
@@ -17,9 +17,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 import pyarrow.parquet as pq  # noqa: E402
 
-from tasks.datasets import IOWRT_3D  # noqa: E402
-from tasks.ingest import Fetched, land  # noqa: E402
-from tasks.lake import LocalLake  # noqa: E402
+from tasks.core.lake import LocalLake  # noqa: E402
+from tasks.insightflow.contracts import IOWRT_3D  # noqa: E402
+from tasks.insightflow.fetch import Fetched  # noqa: E402
+from tasks.insightflow.land import land  # noqa: E402
 
 
 def main() -> None:

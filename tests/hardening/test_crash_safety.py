@@ -24,9 +24,11 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.datasets import IOWRT_3D
-from tasks.ingest import Fetched, conform, encode_parquet, land, manifest_key, partition_object_key, partition_slices
-from tasks.lake import LocalLake
+from tasks.core.lake import LocalLake
+from tasks.insightflow.contracts import IOWRT_3D, manifest_key, partition_object_key
+from tasks.insightflow.fetch import Fetched
+from tasks.insightflow.land import encode_parquet, land, partition_slices
+from tasks.insightflow.validate import conform
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from tasks.datasets import DATASETS
+from tasks.insightflow.contracts import DATASETS
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 

@@ -4,7 +4,6 @@ test works out itself from the raw sample tables with plain Python (never from t
 
 from __future__ import annotations
 
-import math
 import statistics
 from collections import defaultdict
 from datetime import date
@@ -13,7 +12,7 @@ from pathlib import Path
 import duckdb
 import pytest
 
-from tasks.sample import SAMPLE_TABLES
+from tasks.insightflow.sample_data import SAMPLE_TABLES
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -148,12 +147,12 @@ def test_failing_dbt_test_fails_the_run_and_names_the_test(tmp_path):
     import pyarrow as pa
 
     from flows.insightflow import insightflow
-    from tasks.sample import sample_server
+    from tasks.insightflow.sample import sample_server
 
     published = SAMPLE_TABLES["iowrt_3d"]()
     duplicated = pa.concat_tables([published, published.slice(0, 1)])
     server = sample_server()
-    from tasks.sample import parquet_bytes
+    from tasks.insightflow.sample_data import parquet_bytes
 
     server.replace("/iowrt/iowrt_3d.parquet", parquet_bytes(duplicated))
     with server.running():

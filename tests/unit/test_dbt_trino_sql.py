@@ -47,8 +47,8 @@ def _invoke(args: list[str], work: Path) -> dbtRunnerResult:
 @pytest.fixture(scope="module")
 def prod(tmp_path_factory) -> dict:
     """The parsed manifest, and unique_id -> (resource type, compiled SQL) for every model and data test."""
-    from moto import mock_aws
     import boto3
+    from moto import mock_aws
 
     work = tmp_path_factory.mktemp("dbt_prod")
     with pytest.MonkeyPatch.context() as mp:

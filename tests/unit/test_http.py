@@ -9,8 +9,8 @@ from email.utils import formatdate
 import httpx
 import pytest
 
-from tasks import http
-from tasks.sample import SampleServer
+from tasks.core import http
+from tasks.insightflow.sample import SampleServer
 
 FAST = http.RetryPolicy(attempts=4, backoff_base_s=0.01, backoff_cap_s=0.05, timeout_s=2)
 

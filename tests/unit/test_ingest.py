@@ -9,19 +9,12 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
 
-from tasks.datasets import DATASETS, FUELPRICE, IOWRT_3D, MSIC
-from tasks.ingest import (
-    ContractError,
-    Fetched,
-    conform,
-    encode_parquet,
-    land,
-    lake_column_name,
-    partition_slices,
-    read_parquet_bytes,
-)
-from tasks.lake import LocalLake
-from tasks.sample import SAMPLE_TABLES, parquet_bytes
+from tasks.core.lake import LocalLake
+from tasks.insightflow.contracts import DATASETS, FUELPRICE, IOWRT_3D, MSIC
+from tasks.insightflow.fetch import Fetched
+from tasks.insightflow.land import encode_parquet, land, partition_slices
+from tasks.insightflow.sample_data import SAMPLE_TABLES, parquet_bytes
+from tasks.insightflow.validate import ContractError, conform, lake_column_name, read_parquet_bytes
 
 URL = "http://mirror.test/iowrt/iowrt_3d.parquet"
 

@@ -47,7 +47,7 @@ final as (
         weekly_ranges.max_diesel
     from int_fuelprice_monthly
     left join weekly_ranges
-        on weekly_ranges.month_start_date = int_fuelprice_monthly.month_start_date
+        on int_fuelprice_monthly.month_start_date = weekly_ranges.month_start_date
     where
         weekly_ranges.month_start_date is null
         or int_fuelprice_monthly.avg_ron95_myr_per_litre < weekly_ranges.min_ron95 - 0.005

@@ -54,7 +54,7 @@ final as (
         fact_totals.sales_myr_million as fact_sales_myr_million
     from staging_totals
     full outer join fact_totals
-        on fact_totals.month_start_date = staging_totals.month_start_date
+        on staging_totals.month_start_date = fact_totals.month_start_date
     where
         staging_totals.month_start_date is null
         or fact_totals.month_start_date is null

@@ -27,8 +27,8 @@ levels_joined_to_previous_month as (
         {{ percent_change('monthly.volume', 'previous.volume') }} as volume_growth_mom_pct
     from stg_iowrt_3d as monthly
     left join stg_iowrt_3d as previous
-        on previous.msic_group_code = monthly.msic_group_code
-        and previous.month_start_date = {{ previous_month_start('monthly.month_start_date') }}
+        on monthly.msic_group_code = previous.msic_group_code
+            and previous.month_start_date = {{ previous_month_start('monthly.month_start_date') }}
 
 ),
 

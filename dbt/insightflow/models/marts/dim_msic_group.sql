@@ -47,11 +47,11 @@ groups_joined_to_parents as (
         stg_iowrt_3d.msic_group_code is not null as has_retail_trade_index
     from stg_msic_groups
     left join stg_msic_divisions
-        on stg_msic_divisions.msic_division_code = stg_msic_groups.msic_division_code
+        on stg_msic_groups.msic_division_code = stg_msic_divisions.msic_division_code
     left join stg_msic_sections
-        on stg_msic_sections.msic_section_code = stg_msic_groups.msic_section_code
+        on stg_msic_groups.msic_section_code = stg_msic_sections.msic_section_code
     left join stg_iowrt_3d
-        on stg_iowrt_3d.msic_group_code = stg_msic_groups.msic_group_code
+        on stg_msic_groups.msic_group_code = stg_iowrt_3d.msic_group_code
 
 ),
 

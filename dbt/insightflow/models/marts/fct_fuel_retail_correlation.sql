@@ -68,7 +68,7 @@ final as (
         correlations_by_group.volume_growth_diesel_change_correlation
     from correlations_by_group
     left join dim_msic_group
-        on dim_msic_group.msic_group_code = correlations_by_group.msic_group_code
+        on correlations_by_group.msic_group_code = dim_msic_group.msic_group_code
 
 )
 

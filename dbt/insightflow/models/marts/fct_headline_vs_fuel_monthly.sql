@@ -57,7 +57,7 @@ headline_joined_to_fuel_prices as (
         coalesce(int_fuelprice_monthly_changes.price_weeks, 0) as fuel_price_weeks
     from int_iowrt_monthly_growth
     left join int_fuelprice_monthly_changes
-        on int_fuelprice_monthly_changes.month_start_date = int_iowrt_monthly_growth.month_start_date
+        on int_iowrt_monthly_growth.month_start_date = int_fuelprice_monthly_changes.month_start_date
 
 ),
 

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 from botocore.exceptions import ClientError
 
-from tasks.lake import TMP_MARKER, Lake
+from tasks.core.lake.base import TMP_MARKER, Lake
 
 if TYPE_CHECKING:
     from prefect_aws.s3 import S3Bucket

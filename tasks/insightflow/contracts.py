@@ -134,3 +134,13 @@ def get_dataset(name: str) -> Dataset:
         return DATASETS[name]
     except KeyError:
         raise ValueError(f"unknown dataset {name!r}; known: {', '.join(DATASETS)}") from None
+
+
+def manifest_key(dataset: str) -> str:
+    """Where a dataset's manifest lives in the lake (written last by every landing)."""
+    return f"raw/{dataset}/_manifest.json"
+
+
+def partition_object_key(dataset: str, partition: str) -> str:
+    """The one Parquet object of a partition (``year=YYYY/month=MM``; empty for unpartitioned data)."""
+    return f"raw/{dataset}/{partition}/data.parquet" if partition else f"raw/{dataset}/data.parquet"

@@ -28,8 +28,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tasks.http import Attempt, FetchError, RetryPolicy, get
-from tasks.lake import Lake
+from tasks.core.http import Attempt, FetchError, RetryPolicy, get
+from tasks.core.lake import Lake
 
 DEFAULT_BASE_URL = "https://api.football-data.org"
 TOKEN_HEADER = "X-Auth-Token"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+REPO_ROOT = Path(__file__).resolve().parents[2]
 # The dbt projects ship beside the code; INSIGHTFLOW_DBT_DIR points elsewhere (e.g. a baked image path).
 DBT_DIR = Path(os.environ.get("INSIGHTFLOW_DBT_DIR") or REPO_ROOT / "dbt").resolve()
 

@@ -26,8 +26,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
-from tasks.football_api import ENDPOINTS, RAW_PREFIX, parse_raw_key
-from tasks.lake import Lake
+from tasks.core.lake import Lake
+from tasks.football.api import ENDPOINTS, RAW_PREFIX, parse_raw_key
 
 DUCKDB_SCHEMA = "raw"
 TABLES = {"standings": "football_standings", "scorers": "football_scorers"}

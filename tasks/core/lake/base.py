@@ -1,4 +1,4 @@
-"""The data lake: one small interface, two backends (a local directory and an S3 bucket).
+"""The lake interface and its local-directory backend (the embedded default).
 
 Keys are POSIX-style paths relative to the lake root (``raw/iowrt/year=2024/month=01/data.parquet``).
 Every write replaces one object atomically: readers see the old bytes or the new bytes, never a
@@ -137,16 +137,3 @@ def _fsync_dir(path: Path) -> None:
         pass
     finally:
         os.close(fd)
-
-
-def open_lake(target: str, home: str | os.PathLike[str] | None = None, lake_block: str = "insightflow-lake") -> Lake:
-    """The lake for a target: the local directory for ``dev``, the ``S3Bucket`` block ``lake_block`` for ``prod``."""
-    if target == "dev":
-        from tasks import config
-
-        return LocalLake(config.lake_dir(home))
-    if target == "prod":
-        from tasks.lake_s3 import S3Lake
-
-        return S3Lake.from_block_name(lake_block)
-    raise ValueError(f"unknown target {target!r}; expected 'dev' or 'prod'")

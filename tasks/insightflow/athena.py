@@ -11,7 +11,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tasks.config import DBT_DIR
+from tasks.core.config import DBT_DIR
 
 if TYPE_CHECKING:
     from prefect_aws import AwsCredentials

@@ -1,4 +1,4 @@
-"""Catalog the S3 lake in AWS Glue so Athena (and dbt's prod target) can query it.
+"""Keep the Glue tables and partitions of the S3 lake in step with what was landed.
 
 Two modes:
 - ``partitions`` (default): keep one external Parquet table per dataset in sync with the dataset
@@ -15,25 +15,16 @@ single file sits directly in the table location).
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from typing import TYPE_CHECKING, Any, Literal
 
-from prefect import get_run_logger, task
-from prefect.cache_policies import NO_CACHE
-from prefect.tasks import exponential_backoff
-
-from tasks.datasets import Dataset, get_dataset
+from tasks.insightflow.contracts import Dataset, get_dataset
 
 if TYPE_CHECKING:
-    from blocks.athena import AthenaTarget
-    from prefect_aws import AwsCredentials
 
-    from tasks.lake import Lake
+    from tasks.core.lake import Lake
 
-CatalogMode = Literal["partitions", "crawler"]
 
 PARTITION_KEYS = ("year", "month")
 PARQUET = {
@@ -47,14 +38,6 @@ PARQUET = {
 # Glue API limits per call.
 CREATE_BATCH, DELETE_BATCH = 100, 25
 
-# Crawler polling: a crawl over a few hundred small Parquet files takes 1-3 minutes, most of it
-# start-up; polling every 5 s growing to 30 s keeps get_crawler calls far below Glue's rate limits.
-CRAWLER_POLL_FIRST_S = 5.0
-CRAWLER_POLL_MAX_S = 30.0
-CRAWLER_TIMEOUT_S = 30 * 60
-# Accept a READY crawler as "our crawl finished" only if its last crawl started after we asked,
-# allowing for clock skew between this machine and AWS.
-CLOCK_SKEW = timedelta(minutes=5)
 
 TRANSIENT_GLUE_ERRORS = {
     "ThrottlingException",
@@ -91,10 +74,6 @@ _KIND_TO_HIVE = {"string": "string", "date": "date", "float": "double", "int": "
 GlueClient = Any
 
 
-class CrawlerFailed(RuntimeError):
-    """The crawler's last crawl did not succeed; carries the crawler's own message."""
-
-
 @dataclass
 class CatalogResult:
     """What cataloguing one landed dataset changed in Glue."""
@@ -106,15 +85,6 @@ class CatalogResult:
     partitions_updated: list[str] = field(default_factory=list)
     partitions_deleted: list[str] = field(default_factory=list)
 
-
-@dataclass
-class CrawlResult:
-    """How a crawler run ended and how long this process waited for it."""
-
-    crawler: str
-    status: str
-    waited_s: float
-    joined_running_crawl: bool
 
 
 def hive_type(arrow_type: str) -> str:
@@ -312,164 +282,3 @@ def catalog_landed(glue: GlueClient, database: str, lake: Lake, result: Any) -> 
     return CatalogResult(dataset.name, dataset.name, action, created, updated, deleted)
 
 
-def _crawler_state(glue: GlueClient, name: str) -> dict[str, Any]:
-    try:
-        return glue.get_crawler(Name=name)["Crawler"]
-    except glue.exceptions.EntityNotFoundException:
-        raise ValueError(
-            f"Glue crawler {name!r} does not exist; create it (docs/aws.md) or use catalog mode 'partitions'"
-        ) from None
-
-
-def _crawl_outcome(name: str, crawler: dict[str, Any]) -> str:
-    last = crawler.get("LastCrawl") or {}
-    status = last.get("Status", "UNKNOWN")
-    # AWS reports SUCCEEDED; moto reports its internal crawl state COMPLETED.
-    if status in ("SUCCEEDED", "COMPLETED"):
-        return status
-    where = f" (logs: {last['LogGroup']}/{last['LogStream']})" if last.get("LogGroup") and last.get("LogStream") else ""
-    message = last.get("ErrorMessage") or "no error message"
-    raise CrawlerFailed(f"Glue crawler {name!r} last crawl {status}: {message}{where}")
-
-
-def run_crawler(
-    glue: GlueClient,
-    name: str,
-    *,
-    timeout_s: float = CRAWLER_TIMEOUT_S,
-    poll_first_s: float = CRAWLER_POLL_FIRST_S,
-    poll_max_s: float = CRAWLER_POLL_MAX_S,
-    sleep: Callable[[float], None] = time.sleep,
-    clock: Callable[[], float] = time.monotonic,
-) -> CrawlResult:
-    """Start crawler ``name`` (or join its running crawl), wait until it is READY, and check how the crawl ended.
-
-    Raises ``CrawlerFailed`` with the crawler's own message if the crawl failed or was cancelled,
-    and ``TimeoutError`` after ``timeout_s`` (the crawl keeps running in AWS; the next run joins it).
-    """
-    started, asked_at = clock(), datetime.now(timezone.utc)
-    joined = False
-    try:
-        glue.start_crawler(Name=name)
-    except glue.exceptions.CrawlerRunningException:
-        joined = True
-    except glue.exceptions.EntityNotFoundException:
-        _crawler_state(glue, name)
-        raise
-    seen_running, delay = joined, poll_first_s
-    while True:
-        crawler = _crawler_state(glue, name)
-        state = crawler.get("State")
-        if state in ("RUNNING", "STOPPING"):
-            seen_running = True
-        elif state == "READY":
-            last_start = (crawler.get("LastCrawl") or {}).get("StartTime")
-            ours = seen_running or (
-                isinstance(last_start, datetime)
-                and last_start.astimezone(timezone.utc) >= asked_at - CLOCK_SKEW
-            )
-            if ours:
-                status = _crawl_outcome(name, crawler)
-                return CrawlResult(name, status, round(clock() - started, 3), joined)
-        waited = clock() - started
-        if waited >= timeout_s:
-            raise TimeoutError(
-                f"Glue crawler {name!r} still {state} after {waited:.0f} s (timeout {timeout_s:.0f} s); "
-                "it keeps running in AWS and the next run will wait for it"
-            )
-        sleep(min(delay, timeout_s - waited))
-        delay = min(poll_max_s, delay * 2)
-
-
-def _is_transient(task, task_run, state) -> bool:
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 - we only classify here
-        from botocore.exceptions import ConnectionError as BotoConnectionError
-
-        return _error_code(exc) in TRANSIENT_GLUE_ERRORS or isinstance(exc, BotoConnectionError)
-    return False
-
-
-def glue_client(credentials: AwsCredentials):
-    """A Glue client from the AwsCredentials block (its region and endpoint_url apply)."""
-    return credentials.get_client("glue")
-
-
-def _load_blocks(athena_block: str, credentials_block: str) -> tuple[AthenaTarget, AwsCredentials]:
-    from prefect_aws import AwsCredentials
-
-    from blocks.athena import AthenaTarget
-
-    return AthenaTarget.load(athena_block, _sync=True), AwsCredentials.load(credentials_block, _sync=True)
-
-
-# The lake and land results are not worth hashing for a cache (and the lake holds credentials): NO_CACHE.
-@task(
-    cache_policy=NO_CACHE,
-    retries=3,
-    retry_delay_seconds=exponential_backoff(backoff_factor=5),
-    retry_jitter_factor=0.5,
-    retry_condition_fn=_is_transient,
-)
-def catalog_partitions(
-    results: Sequence[Any],
-    lake: Lake,
-    athena_block: str = "insightflow-athena",
-    credentials_block: str = "insightflow-aws",
-) -> list[CatalogResult]:
-    """Create or update each landed dataset's Glue table and register the partitions the run wrote."""
-    logger = get_run_logger()
-    target, credentials = _load_blocks(athena_block, credentials_block)
-    glue = glue_client(credentials)
-    if ensure_database(glue, target.glue_database):
-        logger.info("Created Glue database %s", target.glue_database)
-    catalogued = []
-    for result in results:
-        outcome = catalog_landed(glue, target.glue_database, lake, result)
-        logger.info(
-            "Glue %s.%s: table %s, %d partition(s) created, %d updated, %d deleted",
-            target.glue_database, outcome.table, outcome.table_action,
-            len(outcome.partitions_created), len(outcome.partitions_updated), len(outcome.partitions_deleted),
-        )
-        catalogued.append(outcome)
-    return catalogued
-
-
-@task(
-    cache_policy=NO_CACHE,
-    retries=2,
-    retry_delay_seconds=exponential_backoff(backoff_factor=10),
-    retry_condition_fn=_is_transient,
-)
-def crawl_lake(
-    athena_block: str = "insightflow-athena",
-    credentials_block: str = "insightflow-aws",
-    timeout_s: float = CRAWLER_TIMEOUT_S,
-) -> CrawlResult:
-    """Run the Glue crawler named in the Athena target block and wait for it to finish."""
-    logger = get_run_logger()
-    target, credentials = _load_blocks(athena_block, credentials_block)
-    if not target.crawler_name:
-        raise ValueError(f"catalog mode 'crawler' needs crawler_name in block {athena_block!r} (INSIGHTFLOW_GLUE_CRAWLER)")
-    outcome = run_crawler(glue_client(credentials), target.crawler_name, timeout_s=timeout_s)
-    joined = " (joined a crawl already running)" if outcome.joined_running_crawl else ""
-    logger.info("Glue crawler %s finished %s after %.1f s%s", outcome.crawler, outcome.status, outcome.waited_s, joined)
-    return outcome
-
-
-def update_catalog(
-    results: Sequence[Any],
-    lake: Lake,
-    mode: CatalogMode = "partitions",
-    athena_block: str = "insightflow-athena",
-    credentials_block: str = "insightflow-aws",
-) -> list[CatalogResult] | CrawlResult | None:
-    """Catalog what was landed in the chosen mode; a local lake needs no catalog (DuckDB reads the files)."""
-    if not lake.uri().startswith("s3://"):
-        return None
-    if mode == "crawler":
-        return crawl_lake(athena_block, credentials_block)
-    if mode == "partitions":
-        return catalog_partitions(results, lake, athena_block, credentials_block)
-    raise ValueError(f"unknown catalog mode {mode!r}; expected 'partitions' or 'crawler'")

@@ -16,7 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from tasks.config import DBT_DIR
+from tasks.core.config import DBT_DIR
 
 
 class DbtBuildError(RuntimeError):

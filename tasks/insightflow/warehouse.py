@@ -15,10 +15,9 @@ from pathlib import Path
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.datasets import DATASETS
-from tasks.dbt import DbtSummary, project_dir, project_fingerprint, read_state, run_dbt, write_state
-from tasks.ingest import manifest_key
-from tasks.lake import Lake
+from tasks.core.dbt import DbtSummary, project_dir, project_fingerprint, read_state, run_dbt, write_state
+from tasks.core.lake import Lake
+from tasks.insightflow.contracts import DATASETS, manifest_key
 
 PROJECT = "insightflow"
 # dbt source name for each dataset host (dbt/insightflow/models/staging/<source>/).

@@ -1,0 +1,1 @@
+"""The InsightFlow pipeline's steps: contracts, fetch, validate, land, catalog (Glue), athena, warehouse, sample."""
