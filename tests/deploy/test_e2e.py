@@ -90,6 +90,30 @@ def test_deploy_refuses_to_run_without_the_image_name(e2e_server, fake_docker_en
         client.read_deployment_by_name("insightflow/insightflow-daily")
 
 
+def test_deploy_without_a_docker_engine_fails_with_one_line_pointing_at_serve(e2e_server):
+    """No engine answers at DOCKER_HOST: one line on stderr, no traceback, nothing registered."""
+    from prefect.exceptions import ObjectNotFound
+
+    from tests.deploy.conftest import free_port
+
+    e2e_server.cli("work-pool", "create", "e2e-no-docker", "--type", "process")
+    engine = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    env = e2e_server.env(DOCKER_HOST=engine, INSIGHTFLOW_IMAGE_NAME=IMAGE_NAME)
+    result = subprocess.run(
+        [*PREFECT, "--no-prompt", "deploy", "--name", "insightflow-daily", "--pool", "e2e-no-docker"],
+        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
+    )
+    output = result.stdout + result.stderr
+    assert result.returncode == 1, output
+    assert "Traceback" not in output and "An exception occurred" not in output, output
+    (line,) = result.stderr.strip().splitlines()
+    assert f"needs a Docker engine, but none answers at {engine}" in line, line
+    assert "Connection refused" in line and "python -m flows.serve" in line, line
+    assert "check_docker_engine" in result.stdout and "build_docker_image" not in result.stdout, result.stdout
+    with client_for(e2e_server) as client, pytest.raises(ObjectNotFound):
+        client.read_deployment_by_name("insightflow/insightflow-daily")
+
+
 def test_deploy_all_registers_both_deployments_as_written(e2e_server, fake_docker_engine):
     """`prefect deploy --all` of the unedited file: ECS pool, schedules, concurrency, image from the build step."""
     pool = "insightflow-ecs"

@@ -153,6 +153,34 @@ def test_environment_placeholders_are_whole_values_and_required_ones_are_guarded
     assert '${INSIGHTFLOW_IMAGE_NAME:?' in guard["script"]
 
 
+def test_docker_engine_is_checked_right_before_the_image_build():
+    steps = [next(iter(step)) for step in load_prefect_yaml()["build"]]
+    check = steps.index("flows._deploy_steps.check_docker_engine")
+    assert steps[check + 1] == "prefect_docker.deployments.steps.build_docker_image"
+
+
+def test_docker_engine_check_exits_with_one_line_naming_the_engine_and_the_serve_command(monkeypatch):
+    from tests.deploy.conftest import free_port
+
+    from flows._deploy_steps import check_docker_engine
+
+    engine = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
+    monkeypatch.setenv("DOCKER_HOST", engine)
+    with pytest.raises(SystemExit) as exited:
+        check_docker_engine(timeout=5)
+    message = str(exited.value.code)
+    assert "\n" not in message
+    assert f"none answers at {engine} (ConnectionRefusedError" in message
+    assert "python -m flows.serve" in message
+
+
+def test_docker_engine_check_passes_when_the_engine_answers(monkeypatch, fake_docker_engine):
+    from flows._deploy_steps import check_docker_engine
+
+    monkeypatch.setenv("DOCKER_HOST", fake_docker_engine.url)
+    assert check_docker_engine(timeout=5) == {"docker_engine": fake_docker_engine.url}
+
+
 def test_pull_step_changes_into_the_directory_the_image_bakes_the_code_into():
     (pull,) = load_prefect_yaml()["pull"]
     assert pull == {"prefect.deployments.steps.set_working_directory": {"directory": "{{ $INSIGHTFLOW_APP_DIR }}"}}

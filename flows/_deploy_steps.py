@@ -1,0 +1,47 @@
+"""A prefect.yaml build step: stop ``prefect deploy`` with one line when no Docker engine answers.
+
+The image build (prefect-docker's ``build_docker_image``) needs a Docker engine. Without one, docker-py
+fails deep inside the step and ``prefect deploy`` prints a long traceback that never says what to do.
+This step runs just before the build: it asks the engine Prefect would use (``DOCKER_HOST`` or the local
+socket) to answer a ping and, when none does, ends the command with a one-line message that names the
+engine, the cause and the way to run the deployments without Docker (``python -m flows.serve``).
+
+It ends with ``SystemExit``: ``prefect deploy`` prints any other exception from a step with its traceback,
+and passes ``SystemExit`` through, so its message is the last line the user sees (exit status 1).
+"""
+
+from __future__ import annotations
+
+import os
+
+DEFAULT_ENGINE = "unix:///var/run/docker.sock"
+NO_ENGINE = (
+    "prefect deploy builds the deployment image and needs a Docker engine, but none answers at {engine} "
+    "({cause}). Start Docker or set DOCKER_HOST; to run both deployments locally without Docker, use "
+    "`python -m flows.serve --sample` (docs/deploy.md, section 7)."
+)
+
+
+def _cause(exc: BaseException) -> str:
+    """The innermost exception of a docker-py error, in a few words (docker-py nests the useful part)."""
+    while exc.__context__ is not None and exc.__context__ is not exc:
+        exc = exc.__context__
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+    return f"{type(exc).__name__}: {text}"[:160] if text else type(exc).__name__
+
+
+def check_docker_engine(timeout: int = 10) -> dict[str, str]:
+    """Ping the Docker engine from the environment; exit with one clear line when none answers."""
+    import docker
+    from docker.errors import DockerException
+
+    engine = os.environ.get("DOCKER_HOST") or DEFAULT_ENGINE
+    try:
+        client = docker.from_env(timeout=timeout)
+        try:
+            client.ping()
+        finally:
+            client.close()
+    except (DockerException, OSError) as exc:  # OSError covers requests' errors from ping()
+        raise SystemExit(NO_ENGINE.format(engine=engine, cause=_cause(exc))) from None
+    return {"docker_engine": engine}
