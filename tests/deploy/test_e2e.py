@@ -94,7 +94,7 @@ def test_deploy_without_a_docker_engine_fails_with_one_line_pointing_at_serve(e2
     """No engine answers at DOCKER_HOST: one line on stderr, no traceback, nothing registered."""
     from prefect.exceptions import ObjectNotFound
 
-    from tests.deploy.conftest import free_port
+    from tasks.core.prefect_server import free_port
 
     e2e_server.cli("work-pool", "create", "e2e-no-docker", "--type", "process")
     engine = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
