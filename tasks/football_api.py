@@ -73,7 +73,11 @@ class InvalidResponseError(ValueError):
 
 @dataclass(frozen=True)
 class Fetched:
-    """One response as received: the raw body plus what is needed to file it in the lake."""
+    """One response as received: the raw body plus what is needed to file it in the lake.
+
+    ``status`` 304 means the API confirmed the validators sent (``If-None-Match``/``If-Modified-Since``)
+    still describe its data: the body is empty and nothing is to be landed.
+    """
 
     competition: str
     endpoint: str
@@ -82,6 +86,13 @@ class Fetched:
     body: bytes
     content_type: str
     fetched_at: datetime
+    status: int = 200
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
 
 
 def base_url(override: str | None = None) -> str:
@@ -197,15 +208,21 @@ def fetch(
     season: int | None,
     pacer: RatePacer,
     policy: RetryPolicy | None = None,
+    validators: dict[str, str] | None = None,
 ) -> Fetched:
-    """GET one endpoint within the rate budget; raise ``FootballApiError`` naming competition and endpoint."""
+    """GET one endpoint within the rate budget; raise ``FootballApiError`` naming competition and endpoint.
+
+    ``validators`` are conditional request headers (``If-None-Match``, ``If-Modified-Since``) remembered
+    from the last response; an API that honours them answers 304 with no body.
+    """
     if not token:
         raise MissingTokenError("football-data.org token is empty")
     url = endpoint_url(root, competition, endpoint, season)
     pacer.pace()
     try:
         response = get(
-            client, url, what=f"football-data.org {competition} {endpoint}", headers={TOKEN_HEADER: token},
+            client, url, what=f"football-data.org {competition} {endpoint}",
+            headers={**(validators or {}), TOKEN_HEADER: token},
             policy=policy, on_attempt=pacer.on_attempt, sleep=pacer.sleep_then_pace,
         )
     except FetchError as exc:
@@ -213,6 +230,8 @@ def fetch(
     return Fetched(
         competition=competition, endpoint=endpoint, season=season, url=url, body=response.content,
         content_type=response.headers.get("content-type", ""), fetched_at=datetime.now(timezone.utc),
+        status=response.status_code, etag=response.headers.get("ETag"),
+        last_modified=response.headers.get("Last-Modified"),
     )
 
 
@@ -330,12 +349,14 @@ class FetchSession:
 
 # No task retries: tasks.http.get already retries transient faults, honouring Retry-After and the budget.
 @task(name="fetch-football-endpoint", cache_policy=NO_CACHE)
-def fetch_endpoint(session: FetchSession, competition: str, endpoint: str, season: int | None) -> Fetched:
+def fetch_endpoint(session: FetchSession, competition: str, endpoint: str, season: int | None,
+                   validators: dict[str, str] | None = None) -> Fetched:
     """Fetch one competition's standings or scorers within the rate budget (transient faults retried inside)."""
     log = get_run_logger()
-    fetched = fetch(session.client, session.root, session.token, competition, endpoint, season, session.pacer, session.policy)
-    log.info("Fetched %s %s (%d bytes); budget left this minute: %s", competition, endpoint, len(fetched.body),
-             session.pacer.available)
+    fetched = fetch(session.client, session.root, session.token, competition, endpoint, season, session.pacer,
+                    session.policy, validators)
+    log.info("Fetched %s %s (HTTP %d, %d bytes); budget left this minute: %s", competition, endpoint, fetched.status,
+             len(fetched.body), session.pacer.available)
     return fetched
 
 
