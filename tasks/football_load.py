@@ -1,15 +1,21 @@
 """Load raw football snapshots from the lake into the warehouse, each lake file exactly once.
 
+A tick loads only the snapshots it was told about (``keys``: the ones the change detection in
+``tasks/football/snapshots.py`` landed and the warehouse does not hold yet), so its cost does not
+depend on how many snapshots the lake keeps; without ``keys`` the whole lake prefix is scanned
+(first load, repair, full refresh). Each load also replaces the touched seasons' rows of the small
+``football_snapshots`` table (one row per distinct snapshot: content hash, first seen, last confirmed).
+
 dev: DuckDB tables ``raw.football_standings`` / ``raw.football_scorers``, one row per lake file
 (file name, competition, season, fetched-at, the JSON document). ``file_name`` is the primary key
-and only files not yet present are read, so re-runs load nothing twice.
+and files already present are skipped, so re-runs load nothing twice.
 
 prod: Snowflake through a prefect-snowflake ``SnowflakeConnector`` block. Idempotent DDL creates
-the RAW schema, a JSON file format, the two tables (``document variant`` plus file name and load
-time) and an external stage over the lake's ``raw/football/`` prefix; ``COPY INTO ... PATTERN=``
-then loads only this run's competitions and seasons, and Snowflake's load metadata skips any file
-already loaded into the table. The one-time admin setup (storage integration, grants) is
-``sql/snowflake_setup.sql``.
+the RAW schema, a JSON file format, the tables (``document variant`` plus file name and load
+time) and an external stage over the lake's ``raw/football/`` prefix; ``COPY INTO ... FILES=(…)``
+then loads exactly the named snapshots (``PATTERN=`` over this run's competitions and seasons when
+scanning), and Snowflake's load metadata skips any file already loaded into the table. The
+one-time admin setup (storage integration, grants) is ``sql/snowflake_setup.sql``.
 """
 
 from __future__ import annotations
@@ -31,6 +37,11 @@ from tasks.lake import Lake
 
 DUCKDB_SCHEMA = "raw"
 TABLES = {"standings": "football_standings", "scorers": "football_scorers"}
+SNAPSHOTS_TABLE = "football_snapshots"
+SNAPSHOT_COLUMNS = ("endpoint", "competition_code", "season_year", "file_name", "content_sha256", "matchday",
+                    "first_seen_at", "last_confirmed_at", "confirmations")
+# Snowflake takes at most 1,000 names in one COPY ... FILES = (...).
+COPY_FILES_MAX = 1000
 SNOWFLAKE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
 # Only stand-ins (fakesnow) and private endpoints need these; the connector block has no host fields.
 CONNECTION_OVERRIDES = ("SNOWFLAKE_HOST", "SNOWFLAKE_PORT", "SNOWFLAKE_PROTOCOL")
@@ -44,11 +55,48 @@ def _duckdb_ddl() -> list[str]:
             "file_name varchar primary key, competition_code varchar not null, season_year integer not null, "
             "fetched_at timestamp not null, document json not null, loaded_at timestamp not null)"
         )
+    ddl.append(
+        f"create table if not exists {DUCKDB_SCHEMA}.{SNAPSHOTS_TABLE} ("
+        "endpoint varchar not null, competition_code varchar not null, season_year integer not null, "
+        "file_name varchar primary key, content_sha256 varchar not null, matchday integer, "
+        "first_seen_at timestamp not null, last_confirmed_at timestamp not null, confirmations integer not null, "
+        "loaded_at timestamp not null)"
+    )
     return ddl
 
 
-def load_duckdb(lake: Lake, warehouse: Path) -> dict[str, int]:
-    """Insert every raw football lake file the DuckDB warehouse does not hold yet; rows added per endpoint."""
+def _utc_naive(iso: str) -> datetime:
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def _season_groups(snapshots: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, int], list[Mapping[str, Any]]]:
+    groups: dict[tuple[str, str, int], list[Mapping[str, Any]]] = {}
+    for row in snapshots:
+        groups.setdefault((row["endpoint"], row["competition_code"], int(row["season_year"])), []).append(row)
+    return groups
+
+
+def _replace_snapshots_duckdb(con: Any, snapshots: list[Mapping[str, Any]], loaded_at: datetime) -> int:
+    """Replace the rows of every (endpoint, competition, season) in ``snapshots`` with these ones."""
+    for (endpoint, competition, season), rows in _season_groups(snapshots).items():
+        con.execute(f"delete from {DUCKDB_SCHEMA}.{SNAPSHOTS_TABLE} "
+                    "where endpoint = ? and competition_code = ? and season_year = ?", [endpoint, competition, season])
+        con.executemany(
+            f"insert into {DUCKDB_SCHEMA}.{SNAPSHOTS_TABLE} ({', '.join(SNAPSHOT_COLUMNS)}, loaded_at) "
+            f"values ({', '.join('?' * (len(SNAPSHOT_COLUMNS) + 1))})",
+            [(r["endpoint"], r["competition_code"], int(r["season_year"]), r["file_name"], r["content_sha256"],
+              r["matchday"], _utc_naive(r["first_seen_at"]), _utc_naive(r["last_confirmed_at"]), r["confirmations"],
+              loaded_at) for r in rows])
+    return len(snapshots)
+
+
+def load_duckdb(lake: Lake, warehouse: Path, keys: Mapping[str, Iterable[str]] | None = None,
+                snapshots: list[Mapping[str, Any]] | None = None) -> dict[str, int]:
+    """Insert raw football lake files the DuckDB warehouse does not hold yet; rows added per endpoint.
+
+    ``keys`` (endpoint -> lake keys) names the files to load; None scans the whole raw prefix.
+    ``snapshots`` replaces the matching seasons' rows of ``raw.football_snapshots`` in the same transaction.
+    """
     import duckdb
 
     warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -57,10 +105,18 @@ def load_duckdb(lake: Lake, warehouse: Path) -> dict[str, int]:
     with duckdb.connect(str(warehouse)) as con:
         for statement in _duckdb_ddl():
             con.execute(statement)
+        con.execute("begin")
         for endpoint, table in TABLES.items():
-            present = {row[0] for row in con.execute(f"select file_name from {DUCKDB_SCHEMA}.{table}").fetchall()}
+            if keys is None:
+                candidates = lake.list(f"{RAW_PREFIX}/{endpoint}/")
+                present = {row[0] for row in con.execute(f"select file_name from {DUCKDB_SCHEMA}.{table}").fetchall()}
+            else:
+                candidates = sorted(set(keys.get(endpoint) or ()))
+                present = {row[0] for row in con.execute(
+                    f"select file_name from {DUCKDB_SCHEMA}.{table} where file_name in (select unnest(?))",
+                    [candidates]).fetchall()} if candidates else set()
             rows = []
-            for key in lake.list(f"{RAW_PREFIX}/{endpoint}/"):
+            for key in candidates:
                 meta = parse_raw_key(key)
                 if key in present or meta is None:
                     continue
@@ -70,14 +126,15 @@ def load_duckdb(lake: Lake, warehouse: Path) -> dict[str, int]:
                 fetched_at = datetime.fromisoformat(meta["fetched_at"]).replace(tzinfo=None)
                 rows.append((key, meta["competition"], int(meta["season"]), fetched_at, body.decode("utf-8"), loaded_at))
             if rows:
-                con.execute("begin")
                 con.executemany(
                     f"insert or ignore into {DUCKDB_SCHEMA}.{table} "
                     "(file_name, competition_code, season_year, fetched_at, document, loaded_at) values (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-                con.execute("commit")
             added[endpoint] = len(rows)
+        if snapshots is not None:
+            added["snapshots"] = _replace_snapshots_duckdb(con, snapshots, loaded_at)
+        con.execute("commit")
     return added
 
 
@@ -96,6 +153,10 @@ class SnowflakeLayout:
 
     def table(self, endpoint: str) -> str:
         return f"{self.schema}.{TABLES[endpoint].upper()}"
+
+    @property
+    def snapshots_table(self) -> str:
+        return f"{self.schema}.{SNAPSHOTS_TABLE.upper()}"
 
 
 def stage_url(lake: Lake) -> str:
@@ -129,6 +190,13 @@ def snowflake_ddl(layout: SnowflakeLayout, url: str, storage_integration: str | 
             f"create table if not exists {layout.table(endpoint)} "
             "(file_name varchar not null, document variant, loaded_at timestamp_ntz)"
         )
+    if SNAPSHOTS_TABLE.upper() not in existing_tables:
+        ddl.append(
+            f"create table if not exists {layout.snapshots_table} (endpoint varchar not null, "
+            "competition_code varchar not null, season_year integer not null, file_name varchar not null, "
+            "content_sha256 varchar not null, matchday integer, first_seen_at timestamp_ntz not null, "
+            "last_confirmed_at timestamp_ntz not null, confirmations integer not null, loaded_at timestamp_ntz)"
+        )
     integration = f" storage_integration = {storage_integration}" if storage_integration else ""
     ddl.append(
         f"create stage if not exists {layout.schema}.{layout.stage} url = '{url}'{integration} "
@@ -153,6 +221,50 @@ def copy_sql(layout: SnowflakeLayout, endpoint: str, competitions: Iterable[str]
         f"pattern = '{copy_pattern(competitions, seasons)}' "
         f"file_format = (format_name = '{layout.schema}.{layout.file_format}')"
     )
+
+
+def stage_relative(key: str) -> str:
+    """A raw lake key as Snowflake names the file: relative to the stage over ``raw/football/``."""
+    if parse_raw_key(key) is None or not key.startswith(f"{RAW_PREFIX}/"):
+        raise ValueError(f"not a football snapshot key: {key!r}")
+    return key[len(RAW_PREFIX) + 1:]
+
+
+def copy_files_sql(layout: SnowflakeLayout, endpoint: str, keys: Iterable[str]) -> str:
+    """``COPY INTO`` one raw table from exactly the named snapshot files (no listing of the stage path)."""
+    prefix = f"{endpoint}/"
+    names = []
+    for key in keys:
+        relative = stage_relative(key)
+        if not relative.startswith(prefix):
+            raise ValueError(f"snapshot {key!r} is not a {endpoint} snapshot")
+        names.append(f"'{relative[len(prefix):]}'")
+    return (
+        f"copy into {layout.table(endpoint)} (file_name, document, loaded_at) "
+        f"from (select metadata$filename, $1, current_timestamp()::timestamp_ntz "
+        f"from @{layout.schema}.{layout.stage}/{endpoint}/) "
+        f"files = ({', '.join(names)}) "
+        f"file_format = (format_name = '{layout.schema}.{layout.file_format}')"
+    )
+
+
+def replace_snapshots_snowflake(connector: Any, layout: SnowflakeLayout, snapshots: list[Mapping[str, Any]]) -> int:
+    """Replace the touched seasons' rows of ``RAW.FOOTBALL_SNAPSHOTS`` (file names relative to the stage)."""
+    columns = ", ".join(SNAPSHOT_COLUMNS)
+    values = ", ".join(f"%({c})s" for c in SNAPSHOT_COLUMNS)
+    for (endpoint, competition, season), rows in _season_groups(snapshots).items():
+        connector.execute(f"delete from {layout.snapshots_table} where endpoint = %(endpoint)s "
+                          "and competition_code = %(competition)s and season_year = %(season)s",
+                          parameters={"endpoint": endpoint, "competition": competition, "season": season})
+        connector.execute_many(
+            f"insert into {layout.snapshots_table} ({columns}, loaded_at) "
+            f"values ({values}, current_timestamp()::timestamp_ntz)",
+            seq_of_parameters=[{**{c: r[c] for c in SNAPSHOT_COLUMNS}, "file_name": stage_relative(r["file_name"]),
+                                "season_year": int(r["season_year"]),
+                                "first_seen_at": _utc_naive(r["first_seen_at"]).isoformat(sep=" "),
+                                "last_confirmed_at": _utc_naive(r["last_confirmed_at"]).isoformat(sep=" ")}
+                               for r in rows])
+    return len(snapshots)
 
 
 def connection_overrides(env: Mapping[str, str] | None = None) -> dict[str, Any]:
@@ -184,8 +296,15 @@ def load_snowflake(
     storage_integration: str | None,
     competitions: Iterable[str],
     seasons: Iterable[int | str],
+    keys: Mapping[str, Iterable[str]] | None = None,
+    snapshots: list[Mapping[str, Any]] | None = None,
 ) -> list[dict[str, Any]]:
-    """Run the DDL and one COPY per endpoint; returns Snowflake's per-file results (file, status, rows_loaded)."""
+    """Run the DDL and the COPYs; returns Snowflake's per-file results (file, status, rows_loaded).
+
+    With ``keys`` (endpoint -> lake keys) each COPY names exactly those files; without, it matches
+    this run's competitions and seasons by PATTERN. ``snapshots`` then replaces the touched seasons'
+    rows of the snapshots table.
+    """
     competitions, seasons = list(competitions), list(seasons)
     connector.execute(f"create schema if not exists {layout.schema}")
     existing = connector.fetch_all(
@@ -197,16 +316,24 @@ def load_snowflake(
     for statement in snowflake_ddl(layout, url, storage_integration, existing_tables):
         connector.execute(statement)
     results: list[dict[str, Any]] = []
-    if not competitions or not seasons:
-        return results
-    for endpoint in ENDPOINTS:
-        rows = connector.fetch_all(copy_sql(layout, endpoint, competitions, seasons))
+    statements: list[tuple[str, str]] = []
+    if keys is not None:
+        for endpoint in ENDPOINTS:
+            names = sorted(set(keys.get(endpoint) or ()))
+            for start in range(0, len(names), COPY_FILES_MAX):
+                statements.append((endpoint, copy_files_sql(layout, endpoint, names[start:start + COPY_FILES_MAX])))
+    elif competitions and seasons:
+        statements = [(endpoint, copy_sql(layout, endpoint, competitions, seasons)) for endpoint in ENDPOINTS]
+    for endpoint, statement in statements:
+        rows = connector.fetch_all(statement)
         # prefect-snowflake reuses a cursor per identical statement; without this a re-run reads nothing.
         connector.reset_cursors()
         for row in rows:
             if len(row) < 4:  # "Copy executed with 0 files processed."
                 continue
             results.append({"endpoint": endpoint, "file": row[0], "status": row[1], "rows_loaded": row[3]})
+    if snapshots:
+        replace_snapshots_snowflake(connector, layout, snapshots)
     return results
 
 
@@ -231,9 +358,10 @@ def snowflake_dbt_env(connector: Any, env: Mapping[str, str] | None = None) -> d
 
 
 @task(name="load-football-duckdb", cache_policy=NO_CACHE)
-def load_raw_duckdb(lake: Lake, warehouse: Path) -> dict[str, int]:
+def load_raw_duckdb(lake: Lake, warehouse: Path, keys: dict[str, list[str]] | None = None,
+                    snapshots: list[dict[str, Any]] | None = None) -> dict[str, int]:
     """Load new raw football lake files into the DuckDB warehouse (each file once)."""
-    added = load_duckdb(lake, warehouse)
+    added = load_duckdb(lake, warehouse, keys, snapshots)
     get_run_logger().info("DuckDB raw football rows added: %s", added)
     return added
 
@@ -241,11 +369,12 @@ def load_raw_duckdb(lake: Lake, warehouse: Path) -> dict[str, int]:
 @task(name="copy-into-snowflake-raw", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60],
       retry_condition_fn=lambda task, run, state: _is_transient_snowflake_error(state))
 def copy_into_raw(block_name: str, storage_integration: str | None, competitions: list[str], seasons: list[int],
-                  stage: str, layout: SnowflakeLayout = SnowflakeLayout()) -> dict[str, int]:
+                  stage: str, layout: SnowflakeLayout = SnowflakeLayout(), keys: dict[str, list[str]] | None = None,
+                  snapshots: list[dict[str, Any]] | None = None) -> dict[str, int]:
     """Create the RAW objects if needed and COPY this run's snapshot files from the stage URL into Snowflake."""
     log = get_run_logger()
     with open_connector(block_name) as connector:
-        results = load_snowflake(connector, layout, stage, storage_integration, competitions, seasons)
+        results = load_snowflake(connector, layout, stage, storage_integration, competitions, seasons, keys, snapshots)
     counts: dict[str, int] = {}
     for row in results:
         counts[row["status"]] = counts.get(row["status"], 0) + 1

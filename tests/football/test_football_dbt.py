@@ -19,8 +19,15 @@ def test_dbt_parse_for_the_snowflake_target_needs_no_connection(tmp_path, monkey
     assert result.success, result.exception
     manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
     models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
-    assert set(models) == {"stg_football__standings", "stg_football__scorers", "fct_football_standings_history",
-                           "fct_football_standings_current", "fct_football_top_scorers_current",
-                           "fct_football_team_top_scorers"}
-    assert models["fct_football_standings_history"]["config"]["materialized"] == "incremental"
+    materialized = {name: node["config"]["materialized"] for name, node in models.items()}
+    # Everything that grows with the history is incremental; the rest is one snapshot per season or a view.
+    assert materialized == {
+        "stg_football__standings": "incremental", "stg_football__scorers": "incremental",
+        "stg_football__snapshots": "view", "fct_football_snapshots": "view",
+        "fct_football_standings_history": "incremental", "fct_football_standings_current": "incremental",
+        "fct_football_top_scorers_current": "incremental", "fct_football_team_top_scorers": "table",
+    }
     assert manifest["metadata"]["adapter_type"] == "snowflake"
+    tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
+    scoped = {(n["attached_node"] or "").split(".")[-1] for n in tests if n["config"].get("where") == "__football_new_rows__"}
+    assert {"stg_football__standings", "stg_football__scorers", "fct_football_standings_history"} <= scoped
