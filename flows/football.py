@@ -142,10 +142,9 @@ def football(
 
         missing = target == "dev" and not config.warehouse_path(home).exists()
         dbt_project = project_fingerprint(project_dir("football")) if run_dbt_build else None
+        forced = "warehouse file missing" if missing else "full check or refresh asked" if full_check or full_refresh else ""
         plan = plan_sync(lake, outcomes, target, dbt_project, rescan=full_refresh or missing,
-                         build=run_dbt_build and (full_check or full_refresh or missing),
-                         reason="warehouse file missing" if missing else "full check/refresh requested"
-                         if full_check or full_refresh else "")
+                         build=run_dbt_build and bool(forced), reason=forced)
         loaded: dict[str, int] | None = None
         dbt_summary = None
         if plan.idle:

@@ -9,27 +9,17 @@ import pytest
 
 from tasks.football.snapshots import (
     content_sha256, ledger_key, manifest_key, mark_synced, plan_sync, read_ledger, read_manifest, record,
-    validators_for,
 )
-from tasks.football_api import ENDPOINTS, FetchSession, Fetched, endpoint_url, fetch
+from tasks.football_api import FetchSession, Fetched
 from tasks.football_sample import SAMPLE_TOKEN, SampleServer, scorers, standings
 from tasks.http import RetryPolicy
 from tasks.lake import LocalLake
+from tests.football.conftest import sample_tick
 
 FAST = RetryPolicy(attempts=3, backoff_base_s=0.05, backoff_cap_s=0.2, timeout_s=5)
 
 
-def _tick(lake, server: SampleServer, session: FetchSession, codes=("PL",)) -> list:
-    """One tick of the flow's check loop, with the plain functions its tasks call."""
-    outcomes = []
-    for code in codes:
-        for endpoint in ENDPOINTS:
-            manifest = read_manifest(lake, code, endpoint)
-            validators = validators_for(manifest, endpoint_url(server.url, code, endpoint, None))
-            fetched = fetch(session.client, session.root, session.token, code, endpoint, None, session.pacer,
-                            session.policy, validators)
-            outcomes.append(record(lake, fetched, manifest))
-    return outcomes
+_tick = sample_tick
 
 
 def _snapshot_files(lake) -> list[str]:
