@@ -1,10 +1,14 @@
 """Football: football-data.org standings and top scorers → data lake → warehouse → dbt marts.
 
 For each competition, fetches ``/v4/competitions/{code}/standings`` and ``/scorers`` within the
-API's per-minute budget, validates each body against the fields the models use (quarantining bad
-ones), lands it as received under ``raw/football/...``, loads new lake files into the warehouse
-exactly once and builds the dbt project ``dbt/football`` (history, current standings, top scorers,
-team top scorers). Meant to run a few times a day.
+API's per-minute budget (conditionally, with the validators of the last response), validates each
+body against the fields the models use (quarantining bad ones) and lands it as received under
+``raw/football/...`` only if its content differs from the last snapshot of that competition,
+season and endpoint (``tasks/football/snapshots.py``; an unchanged one is recorded as confirmed in
+the lake manifest). Only when something landed (or the warehouse is behind) does it load the new
+files into the warehouse and build the dbt project ``dbt/football`` (history, current standings,
+top scorers, team top scorers) incrementally; an unchanged tick never connects to the warehouse.
+Deployed every 5 minutes; see docs/football.md for what a tick costs.
 
 Locally (``target=dev``, the default) the lake is ``$INSIGHTFLOW_HOME/lake`` and the warehouse the
 DuckDB file shared with the InsightFlow flow::
@@ -26,13 +30,13 @@ from pathlib import Path
 from typing import Any, Literal
 
 from prefect import flow, get_run_logger
-from prefect.artifacts import create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tasks.core import config
-from tasks.core.dbt import run_dbt
+from tasks.core.dbt import project_dir, project_fingerprint, run_dbt
 from tasks.core.lake import open_lake
 from tasks.core.locks import home_lock
 from tasks.football.api import (
@@ -40,13 +44,23 @@ from tasks.football.api import (
     ENDPOINTS,
     FetchSession,
     base_url,
+    endpoint_url,
     fetch_endpoint,
-    land_response,
-    parse_raw_key,
     resolve_token,
 )
-from tasks.football.load import SnowflakeLayout, copy_into_raw, load_raw_duckdb, stage_url
-from tasks.football.sample import SAMPLE_TOKEN, SampleServer
+from tasks.football.load import load_raw_duckdb
+from tasks.football.sample import SampleServer
+from tasks.football.sample_data import SAMPLE_TOKEN
+from tasks.football.snapshots import (
+    Outcome,
+    SyncPlan,
+    mark_synced,
+    plan_sync,
+    read_manifest,
+    record_snapshot,
+    validators_for,
+)
+from tasks.football.snowflake import SnowflakeLayout, copy_into_raw, stage_url
 
 COMPETITION_CODE = re.compile(r"^[A-Z0-9]{2,5}$")
 
@@ -59,8 +73,14 @@ def _competition_codes(competitions: list[str] | None) -> list[str]:
     return codes
 
 
-def _dbt_args(select: list[str] | None) -> list[str]:
-    return ["build", "--select", *select] if select else ["build"]
+def _dbt_args(select: list[str] | None, full_check: bool, full_refresh: bool) -> list[str]:
+    args = ["build", "--select", *select] if select else ["build"]
+    if full_refresh:
+        args.append("--full-refresh")
+    if full_check:
+        # Data tests on the big models check only the newest load unless this var is set (macros/football_new_rows.sql).
+        args += ["--vars", '{"football_full_check": true}']
+    return args
 
 
 def _dbt_env_dev(home: str | None) -> dict[str, str]:
@@ -70,14 +90,21 @@ def _dbt_env_dev(home: str | None) -> dict[str, str]:
 def _dbt_env_prod(snowflake_block: str) -> dict[str, str]:
     from prefect_snowflake.database import SnowflakeConnector
 
-    from tasks.football.load import snowflake_dbt_env
+    from tasks.football.snowflake import snowflake_dbt_env
 
     return snowflake_dbt_env(SnowflakeConnector.load(snowflake_block))
 
 
-def _publish(snapshots: list[dict[str, Any]], dbt_summary: Any) -> None:
-    create_table_artifact(snapshots, key="football-snapshots",
-                          description="football-data.org responses landed in the raw lake by this run")
+def _publish(outcomes: list[Outcome], plan: SyncPlan, dbt_summary: Any) -> None:
+    landed = sum(o.landed for o in outcomes)
+    create_table_artifact([o.row() for o in outcomes], key="football-snapshots",
+                          description=f"{landed} snapshot(s) landed, {len(outcomes) - landed} unchanged "
+                                      "(not_modified: HTTP 304; unchanged: same content hash)")
+    if plan.idle:
+        unchanged = "\n".join(f"- {o.competition} {o.endpoint} {o.season}: {o.status}, snapshot `{o.key}` first seen "
+                              f"{o.first_seen_at}, confirmed {o.last_confirmed_at}" for o in outcomes)
+        create_markdown_artifact(f"## Nothing changed\n\n{unchanged}\n\nNo files landed, no warehouse connection, "
+                                 "no dbt build.", key="football-tick", description="What this football tick did")
     if dbt_summary is not None:
         create_table_artifact(dbt_summary.table(), key="football-dbt",
                               description=f"dbt build of dbt/football on {dbt_summary.target} in {dbt_summary.elapsed_s}s")
@@ -99,13 +126,15 @@ def football(
     snowflake_stage_url: str | None = None,
     run_dbt_build: bool = True,
     dbt_select: list[str] | None = None,
+    full_check: bool = False,
+    full_refresh: bool = False,
     lock_timeout_s: float = 900.0,
 ) -> dict[str, Any]:
-    """Fetch football-data.org standings and scorers for each competition, land them raw, load the warehouse and build the football marts."""
+    """Land football-data.org standings and scorers that changed since the last snapshot, then load and build only if something did."""
     logger = get_run_logger()
     codes = _competition_codes(competitions)
     home_dir = config.insightflow_home(home)
-    snapshots: list[dict[str, Any]] = []
+    outcomes: list[Outcome] = []
 
     with contextlib.ExitStack() as stack:
         if sample:
@@ -120,32 +149,46 @@ def football(
 
         for code in codes:
             for endpoint in ENDPOINTS:
-                fetched = fetch_endpoint(session, code, endpoint, season)
-                key = land_response(lake, fetched)
-                meta = parse_raw_key(key) or {}
-                snapshots.append({"competition": code, "endpoint": endpoint, "season": meta.get("season", ""),
-                                  "fetched_at": meta.get("fetched_at", ""), "bytes": len(fetched.body), "key": key})
-        seasons = sorted({int(s["season"]) for s in snapshots if s["season"].isdigit()})
+                manifest = read_manifest(lake, code, endpoint)
+                validators = validators_for(manifest, endpoint_url(root, code, endpoint, season))
+                fetched = fetch_endpoint(session, code, endpoint, season, validators)
+                outcomes.append(record_snapshot(lake, fetched, manifest))
 
+        missing = target == "dev" and not config.warehouse_path(home).exists()
+        dbt_project = project_fingerprint(project_dir("football")) if run_dbt_build else None
+        forced = "warehouse file missing" if missing else "full check or refresh asked" if full_check or full_refresh else ""
+        plan = plan_sync(lake, outcomes, target, dbt_project, rescan=full_refresh or missing,
+                         build=run_dbt_build and bool(forced), reason=forced)
+        loaded: dict[str, int] | None = None
         dbt_summary = None
-        if target == "dev":
-            stack.enter_context(home_lock(home_dir, timeout_s=lock_timeout_s, what="football"))
-            loaded = load_raw_duckdb(lake, config.warehouse_path(home))
-            env = _dbt_env_dev(home)
+        if plan.idle:
+            logger.info("Nothing changed: %d snapshot(s) confirmed unchanged; no load, no dbt, no warehouse connection",
+                        len(outcomes))
         else:
-            loaded = copy_into_raw(snowflake_block, storage_integration, codes, seasons,
-                                   stage=snowflake_stage_url or stage_url(lake), layout=SnowflakeLayout())
-            env = _dbt_env_prod(snowflake_block) if run_dbt_build else {}
-        if run_dbt_build:
-            dbt_summary = run_dbt("football", target, env, args=_dbt_args(dbt_select),
-                                  work_dir=home_dir / "dbt" / f"football-{target}")
+            logger.info("Warehouse sync needed: %s", "; ".join(plan.reasons))
+            seasons = sorted({int(o.season) for o in outcomes if o.season.isdigit()})
+            keys = None if plan.rescan else plan.keys
+            if target == "dev":
+                stack.enter_context(home_lock(home_dir, timeout_s=lock_timeout_s, what="football"))
+                loaded = load_raw_duckdb(lake, config.warehouse_path(home), keys, plan.snapshots)
+                env = _dbt_env_dev(home)
+            else:
+                loaded = copy_into_raw(snowflake_block, storage_integration, codes, seasons,
+                                       stage=snowflake_stage_url or stage_url(lake), layout=SnowflakeLayout(),
+                                       keys=keys, snapshots=plan.snapshots)
+                env = _dbt_env_prod(snowflake_block) if run_dbt_build else {}
+            if run_dbt_build and plan.build:
+                dbt_summary = run_dbt("football", target, env, args=_dbt_args(dbt_select, full_check, full_refresh),
+                                      work_dir=home_dir / "dbt" / f"football-{target}")
+            mark_synced(lake, plan, dbt_project if dbt_summary is not None else None)
 
-    _publish(snapshots, dbt_summary)
+    _publish(outcomes, plan, dbt_summary)
     return {
         "target": target,
         "lake": lake.uri(),
         "warehouse": str(config.warehouse_path(home)) if target == "dev" else f"snowflake ({snowflake_block})",
-        "snapshots": [s["key"] for s in snapshots],
+        "snapshots": [o.key for o in outcomes if o.landed],
+        "unchanged": [f"{o.competition} {o.endpoint} {o.season} ({o.status})" for o in outcomes if not o.landed],
         "loaded": loaded,
         "dbt": None if dbt_summary is None else f"{len(dbt_summary.nodes)} nodes in {dbt_summary.elapsed_s}s",
     }
@@ -155,6 +198,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
     print("\nFootball run complete.")
     for key in summary["snapshots"]:
         print(f"  landed {key}")
+    for what in summary["unchanged"]:
+        print(f"  unchanged {what}")
     print(f"  loaded {summary['loaded']}")
     print(f"  dbt    {summary['dbt']}")
     print(f"\nLake:      {summary['lake']}")
@@ -173,9 +218,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--home", help="INSIGHTFLOW_HOME to use (default: $INSIGHTFLOW_HOME or ./.insightflow)")
     parser.add_argument("--target", choices=["dev", "prod"], default="dev")
     parser.add_argument("--no-dbt", action="store_true", help="land and load only")
+    parser.add_argument("--full-check", action="store_true", help="build and run every data test over all rows")
+    parser.add_argument("--full-refresh", action="store_true", help="reload the lake and rebuild incremental models")
     args = parser.parse_args(argv)
     summary = football(competitions=args.competitions, season=args.season, sample=args.sample, home=args.home,
-                       target=args.target, run_dbt_build=not args.no_dbt)
+                       target=args.target, run_dbt_build=not args.no_dbt, full_check=args.full_check,
+                       full_refresh=args.full_refresh)
     _print_summary(summary)
     return 0
 

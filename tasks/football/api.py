@@ -5,23 +5,20 @@ Endpoints ``/v4/competitions/{code}/standings`` and ``/v4/competitions/{code}/sc
 ``X-Requests-Available-Minute`` and when the window resets in ``X-RequestCounter-Reset``; the
 ``RatePacer`` reads both from every response and waits for the reset before spending the last
 call, so a run over several competitions does not trip 429. A 429 that still happens (another
-client sharing the token) is waited out; 5xx and timeouts retry with backoff (``tasks.http``);
+client sharing the token) is waited out; 5xx and timeouts retry with backoff (``tasks.core.http``);
 400/403/404 fail at once with the API's own message and the competition named.
 The token is only ever put in a request header: never logged, raised, written or returned.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import re
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
 
 import httpx
 from prefect import task
@@ -29,7 +26,6 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tasks.core.http import Attempt, FetchError, RetryPolicy, get
-from tasks.core.lake import Lake
 
 DEFAULT_BASE_URL = "https://api.football-data.org"
 TOKEN_HEADER = "X-Auth-Token"
@@ -39,13 +35,6 @@ ENDPOINTS = ("standings", "scorers")
 DEFAULT_TOKEN_BLOCK = "football-data-token"
 # The scorers endpoint returns 10 players unless asked; the team mart wants each team's best scorer.
 SCORERS_LIMIT = 100
-RAW_PREFIX = "raw/football"
-QUARANTINE_PREFIX = "quarantine/football"
-FETCHED_AT_FORMAT = "%Y%m%dT%H%M%S.%fZ"
-KEY_PATTERN = re.compile(
-    r"^(?:.*/)?(?P<endpoint>standings|scorers)/competition=(?P<competition>[A-Z0-9]+)/season=(?P<season>\d{4})/"
-    r"(?P<fetched_at>\d{8}T\d{6}\.\d{6}Z)\.json$"
-)
 
 logger = logging.getLogger(__name__)
 
@@ -73,7 +62,11 @@ class InvalidResponseError(ValueError):
 
 @dataclass(frozen=True)
 class Fetched:
-    """One response as received: the raw body plus what is needed to file it in the lake."""
+    """One response as received: the raw body plus what is needed to file it in the lake.
+
+    ``status`` 304 means the API confirmed the validators sent (``If-None-Match``/``If-Modified-Since``)
+    still describe its data: the body is empty and nothing is to be landed.
+    """
 
     competition: str
     endpoint: str
@@ -82,6 +75,13 @@ class Fetched:
     body: bytes
     content_type: str
     fetched_at: datetime
+    status: int = 200
+    etag: str | None = None
+    last_modified: str | None = None
+
+    @property
+    def not_modified(self) -> bool:
+        return self.status == 304
 
 
 def base_url(override: str | None = None) -> str:
@@ -142,7 +142,7 @@ class RatePacer:
                 self.reset_at = now + reset_s
 
     def on_attempt(self, attempt: Attempt) -> None:
-        """``tasks.http.get`` hook: every response, including retried ones, updates the budget."""
+        """``tasks.core.http.get`` hook: every response, including retried ones, updates the budget."""
         if attempt.response is not None:
             self.observe(attempt.response)
 
@@ -165,7 +165,7 @@ class RatePacer:
         return wait
 
     def sleep_then_pace(self, seconds: float) -> None:
-        """The ``sleep`` given to ``tasks.http.get``: back off, then make sure the retry has budget too."""
+        """The ``sleep`` given to ``tasks.core.http.get``: back off, then make sure the retry has budget too."""
         self._sleep(seconds)
         self.pace()
 
@@ -197,15 +197,21 @@ def fetch(
     season: int | None,
     pacer: RatePacer,
     policy: RetryPolicy | None = None,
+    validators: dict[str, str] | None = None,
 ) -> Fetched:
-    """GET one endpoint within the rate budget; raise ``FootballApiError`` naming competition and endpoint."""
+    """GET one endpoint within the rate budget; raise ``FootballApiError`` naming competition and endpoint.
+
+    ``validators`` are conditional request headers (``If-None-Match``, ``If-Modified-Since``) remembered
+    from the last response; an API that honours them answers 304 with no body.
+    """
     if not token:
         raise MissingTokenError("football-data.org token is empty")
     url = endpoint_url(root, competition, endpoint, season)
     pacer.pace()
     try:
         response = get(
-            client, url, what=f"football-data.org {competition} {endpoint}", headers={TOKEN_HEADER: token},
+            client, url, what=f"football-data.org {competition} {endpoint}",
+            headers={**(validators or {}), TOKEN_HEADER: token},
             policy=policy, on_attempt=pacer.on_attempt, sleep=pacer.sleep_then_pace,
         )
     except FetchError as exc:
@@ -213,105 +219,9 @@ def fetch(
     return Fetched(
         competition=competition, endpoint=endpoint, season=season, url=url, body=response.content,
         content_type=response.headers.get("content-type", ""), fetched_at=datetime.now(timezone.utc),
+        status=response.status_code, etag=response.headers.get("ETag"),
+        last_modified=response.headers.get("Last-Modified"),
     )
-
-
-def _missing(obj: Any, paths: tuple[str, ...]) -> list[str]:
-    out = []
-    for path in paths:
-        value = obj
-        for part in path.split("."):
-            value = value.get(part) if isinstance(value, dict) else None
-        if value is None:
-            out.append(path)
-    return out
-
-
-STANDING_ROW_FIELDS = ("position", "team.id", "team.name", "playedGames", "won", "draw", "lost", "points",
-                       "goalsFor", "goalsAgainst")
-SCORER_FIELDS = ("player.id", "player.name", "team.id", "team.name", "goals")
-DOCUMENT_FIELDS = ("competition.code", "season.startDate")
-
-
-def validate(document: Any, endpoint: str) -> list[str]:
-    """Problems that would break the models (empty when the document is usable)."""
-    if not isinstance(document, dict):
-        return [f"expected a JSON object, got {type(document).__name__}"]
-    problems = [f"missing {p}" for p in _missing(document, DOCUMENT_FIELDS)]
-    if endpoint == "standings":
-        tables = document.get("standings")
-        totals = [t for t in tables or [] if isinstance(t, dict) and t.get("type") == "TOTAL"]
-        if not isinstance(tables, list) or not totals:
-            return problems + ["no standings table of type TOTAL"]
-        for table in totals:
-            rows = table.get("table")
-            if not isinstance(rows, list) or not rows:
-                problems.append(f"standings table {table.get('stage')}/{table.get('group')} has no rows")
-                continue
-            for i, row in enumerate(rows):
-                if gaps := _missing(row, STANDING_ROW_FIELDS):
-                    problems.append(f"standings TOTAL row {i}: missing {', '.join(gaps)}")
-    else:
-        scorers = document.get("scorers")
-        if not isinstance(scorers, list):
-            return problems + ["missing scorers list"]
-        for i, row in enumerate(scorers):
-            if gaps := _missing(row, SCORER_FIELDS):
-                problems.append(f"scorers row {i}: missing {', '.join(gaps)}")
-    return problems[:10]
-
-
-def parse(fetched: Fetched) -> tuple[dict[str, Any] | None, str | None]:
-    """The JSON document and None, or None and why the body is unusable."""
-    try:
-        document = json.loads(fetched.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        kind = fetched.content_type.split(";")[0] or "unknown content type"
-        return None, f"body is not JSON ({kind}; {exc.msg if hasattr(exc, 'msg') else exc})"
-    problems = validate(document, fetched.endpoint)
-    return (document, None) if not problems else (None, "; ".join(problems))
-
-
-def season_of(fetched: Fetched, document: dict[str, Any] | None) -> str:
-    """The season start year for the lake key: asked for, else the document's own, else 'current'."""
-    if fetched.season:
-        return str(fetched.season)
-    start = ((document or {}).get("season") or {}).get("startDate") or ""
-    return start[:4] if re.fullmatch(r"\d{4}-\d{2}-\d{2}", start) else "current"
-
-
-def raw_key(fetched: Fetched, season: str) -> str:
-    stamp = fetched.fetched_at.astimezone(timezone.utc).strftime(FETCHED_AT_FORMAT)
-    return f"{RAW_PREFIX}/{fetched.endpoint}/competition={fetched.competition}/season={season}/{stamp}.json"
-
-
-def quarantine_key(fetched: Fetched, season: str) -> str:
-    stamp = fetched.fetched_at.astimezone(timezone.utc).strftime(FETCHED_AT_FORMAT)
-    suffix = "json" if "json" in fetched.content_type else "html" if "html" in fetched.content_type else "bin"
-    return f"{QUARANTINE_PREFIX}/{fetched.endpoint}/competition={fetched.competition}/season={season}/{stamp}.{suffix}"
-
-
-def land(lake: Lake, fetched: Fetched) -> str:
-    """Write a valid body to ``raw/football/...`` as received, or quarantine it and raise ``InvalidResponseError``."""
-    document, problem = parse(fetched)
-    season = season_of(fetched, document)
-    if problem is not None:
-        key = quarantine_key(fetched, season)
-        lake.write(key, fetched.body)
-        raise InvalidResponseError(fetched.competition, fetched.endpoint, problem, key)
-    key = raw_key(fetched, season)
-    lake.write(key, fetched.body)
-    return key
-
-
-def parse_raw_key(key: str) -> dict[str, str] | None:
-    """endpoint, competition, season and fetched_at (ISO, UTC) from a raw lake key, or None."""
-    match = KEY_PATTERN.match(key)
-    if not match:
-        return None
-    parts = match.groupdict()
-    at = datetime.strptime(parts["fetched_at"], FETCHED_AT_FORMAT).replace(tzinfo=timezone.utc)
-    return {**parts, "fetched_at": at.isoformat()}
 
 
 @dataclass
@@ -328,20 +238,16 @@ class FetchSession:
         self.client.close()
 
 
-# No task retries: tasks.http.get already retries transient faults, honouring Retry-After and the budget.
+# No task retries: tasks.core.http.get already retries transient faults, honouring Retry-After and the budget.
 @task(name="fetch-football-endpoint", cache_policy=NO_CACHE)
-def fetch_endpoint(session: FetchSession, competition: str, endpoint: str, season: int | None) -> Fetched:
+def fetch_endpoint(session: FetchSession, competition: str, endpoint: str, season: int | None,
+                   validators: dict[str, str] | None = None) -> Fetched:
     """Fetch one competition's standings or scorers within the rate budget (transient faults retried inside)."""
     log = get_run_logger()
-    fetched = fetch(session.client, session.root, session.token, competition, endpoint, season, session.pacer, session.policy)
-    log.info("Fetched %s %s (%d bytes); budget left this minute: %s", competition, endpoint, len(fetched.body),
-             session.pacer.available)
+    fetched = fetch(session.client, session.root, session.token, competition, endpoint, season, session.pacer,
+                    session.policy, validators)
+    log.info("Fetched %s %s (HTTP %d, %d bytes); budget left this minute: %s", competition, endpoint, fetched.status,
+             len(fetched.body), session.pacer.available)
     return fetched
 
 
-@task(name="land-football-response", cache_policy=NO_CACHE)
-def land_response(lake: Lake, fetched: Fetched) -> str:
-    """Validate one response and write it to the raw lake (or quarantine it and fail)."""
-    key = land(lake, fetched)
-    get_run_logger().info("Landed %s %s at %s", fetched.competition, fetched.endpoint, key)
-    return key

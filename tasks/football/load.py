@@ -1,23 +1,21 @@
 """Load raw football snapshots from the lake into the warehouse, each lake file exactly once.
 
+A tick loads only the snapshots it was told about (``keys``: the ones the change detection in
+``tasks/football/snapshots.py`` landed and the warehouse does not hold yet), so its cost does not
+depend on how many snapshots the lake keeps; without ``keys`` the whole lake prefix is scanned
+(first load, repair, full refresh). Each load also replaces the touched seasons' rows of the small
+``football_snapshots`` table (one row per distinct snapshot: content hash, first seen, last confirmed).
+
 dev: DuckDB tables ``raw.football_standings`` / ``raw.football_scorers``, one row per lake file
 (file name, competition, season, fetched-at, the JSON document). ``file_name`` is the primary key
-and only files not yet present are read, so re-runs load nothing twice.
+and files already present are skipped, so re-runs load nothing twice.
 
-prod: Snowflake through a prefect-snowflake ``SnowflakeConnector`` block. Idempotent DDL creates
-the RAW schema, a JSON file format, the two tables (``document variant`` plus file name and load
-time) and an external stage over the lake's ``raw/football/`` prefix; ``COPY INTO ... PATTERN=``
-then loads only this run's competitions and seasons, and Snowflake's load metadata skips any file
-already loaded into the table. The one-time admin setup (storage integration, grants) is
-``sql/snowflake_setup.sql``.
+prod (COPY INTO Snowflake): ``tasks/football/snowflake.py``.
 """
 
 from __future__ import annotations
 
-import os
-import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -27,13 +25,13 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tasks.core.lake import Lake
-from tasks.football.api import ENDPOINTS, RAW_PREFIX, parse_raw_key
+from tasks.football.land import RAW_PREFIX, parse_raw_key
 
 DUCKDB_SCHEMA = "raw"
 TABLES = {"standings": "football_standings", "scorers": "football_scorers"}
-SNOWFLAKE_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_$]*$")
-# Only stand-ins (fakesnow) and private endpoints need these; the connector block has no host fields.
-CONNECTION_OVERRIDES = ("SNOWFLAKE_HOST", "SNOWFLAKE_PORT", "SNOWFLAKE_PROTOCOL")
+SNAPSHOTS_TABLE = "football_snapshots"
+SNAPSHOT_COLUMNS = ("endpoint", "competition_code", "season_year", "file_name", "content_sha256", "matchday",
+                    "first_seen_at", "last_confirmed_at", "confirmations")
 
 
 def _duckdb_ddl() -> list[str]:
@@ -44,11 +42,48 @@ def _duckdb_ddl() -> list[str]:
             "file_name varchar primary key, competition_code varchar not null, season_year integer not null, "
             "fetched_at timestamp not null, document json not null, loaded_at timestamp not null)"
         )
+    ddl.append(
+        f"create table if not exists {DUCKDB_SCHEMA}.{SNAPSHOTS_TABLE} ("
+        "endpoint varchar not null, competition_code varchar not null, season_year integer not null, "
+        "file_name varchar primary key, content_sha256 varchar not null, matchday integer, "
+        "first_seen_at timestamp not null, last_confirmed_at timestamp not null, confirmations integer not null, "
+        "loaded_at timestamp not null)"
+    )
     return ddl
 
 
-def load_duckdb(lake: Lake, warehouse: Path) -> dict[str, int]:
-    """Insert every raw football lake file the DuckDB warehouse does not hold yet; rows added per endpoint."""
+def utc_naive(iso: str) -> datetime:
+    return datetime.fromisoformat(iso).astimezone(timezone.utc).replace(tzinfo=None)
+
+
+def season_groups(snapshots: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, int], list[Mapping[str, Any]]]:
+    groups: dict[tuple[str, str, int], list[Mapping[str, Any]]] = {}
+    for row in snapshots:
+        groups.setdefault((row["endpoint"], row["competition_code"], int(row["season_year"])), []).append(row)
+    return groups
+
+
+def _replace_snapshots_duckdb(con: Any, snapshots: list[Mapping[str, Any]], loaded_at: datetime) -> int:
+    """Replace the rows of every (endpoint, competition, season) in ``snapshots`` with these ones."""
+    for (endpoint, competition, season), rows in season_groups(snapshots).items():
+        con.execute(f"delete from {DUCKDB_SCHEMA}.{SNAPSHOTS_TABLE} "
+                    "where endpoint = ? and competition_code = ? and season_year = ?", [endpoint, competition, season])
+        con.executemany(
+            f"insert into {DUCKDB_SCHEMA}.{SNAPSHOTS_TABLE} ({', '.join(SNAPSHOT_COLUMNS)}, loaded_at) "
+            f"values ({', '.join('?' * (len(SNAPSHOT_COLUMNS) + 1))})",
+            [(r["endpoint"], r["competition_code"], int(r["season_year"]), r["file_name"], r["content_sha256"],
+              r["matchday"], utc_naive(r["first_seen_at"]), utc_naive(r["last_confirmed_at"]), r["confirmations"],
+              loaded_at) for r in rows])
+    return len(snapshots)
+
+
+def load_duckdb(lake: Lake, warehouse: Path, keys: Mapping[str, Iterable[str]] | None = None,
+                snapshots: list[Mapping[str, Any]] | None = None) -> dict[str, int]:
+    """Insert raw football lake files the DuckDB warehouse does not hold yet; rows added per endpoint.
+
+    ``keys`` (endpoint -> lake keys) names the files to load; None scans the whole raw prefix.
+    ``snapshots`` replaces the matching seasons' rows of ``raw.football_snapshots`` in the same transaction.
+    """
     import duckdb
 
     warehouse.parent.mkdir(parents=True, exist_ok=True)
@@ -57,10 +92,18 @@ def load_duckdb(lake: Lake, warehouse: Path) -> dict[str, int]:
     with duckdb.connect(str(warehouse)) as con:
         for statement in _duckdb_ddl():
             con.execute(statement)
+        con.execute("begin")
         for endpoint, table in TABLES.items():
-            present = {row[0] for row in con.execute(f"select file_name from {DUCKDB_SCHEMA}.{table}").fetchall()}
+            if keys is None:
+                candidates = lake.list(f"{RAW_PREFIX}/{endpoint}/")
+                present = {row[0] for row in con.execute(f"select file_name from {DUCKDB_SCHEMA}.{table}").fetchall()}
+            else:
+                candidates = sorted(set(keys.get(endpoint) or ()))
+                present = {row[0] for row in con.execute(
+                    f"select file_name from {DUCKDB_SCHEMA}.{table} where file_name in (select unnest(?))",
+                    [candidates]).fetchall()} if candidates else set()
             rows = []
-            for key in lake.list(f"{RAW_PREFIX}/{endpoint}/"):
+            for key in candidates:
                 meta = parse_raw_key(key)
                 if key in present or meta is None:
                     continue
@@ -70,194 +113,24 @@ def load_duckdb(lake: Lake, warehouse: Path) -> dict[str, int]:
                 fetched_at = datetime.fromisoformat(meta["fetched_at"]).replace(tzinfo=None)
                 rows.append((key, meta["competition"], int(meta["season"]), fetched_at, body.decode("utf-8"), loaded_at))
             if rows:
-                con.execute("begin")
                 con.executemany(
                     f"insert or ignore into {DUCKDB_SCHEMA}.{table} "
                     "(file_name, competition_code, season_year, fetched_at, document, loaded_at) values (?, ?, ?, ?, ?, ?)",
                     rows,
                 )
-                con.execute("commit")
             added[endpoint] = len(rows)
+        if snapshots is not None:
+            added["snapshots"] = _replace_snapshots_duckdb(con, snapshots, loaded_at)
+        con.execute("commit")
     return added
 
 
-@dataclass(frozen=True)
-class SnowflakeLayout:
-    """Names of the Snowflake objects the prod load owns (schema-qualified against the block's database)."""
-
-    schema: str = "RAW"
-    stage: str = "FOOTBALL_LAKE"
-    file_format: str = "FOOTBALL_JSON"
-
-    def __post_init__(self) -> None:
-        for name in (self.schema, self.stage, self.file_format):
-            if not SNOWFLAKE_IDENTIFIER.match(name):
-                raise ValueError(f"not a plain Snowflake identifier: {name!r}")
-
-    def table(self, endpoint: str) -> str:
-        return f"{self.schema}.{TABLES[endpoint].upper()}"
-
-
-def stage_url(lake: Lake) -> str:
-    """The lake's ``raw/football/`` prefix as a stage URL (``s3://…/`` in prod, ``file:///…/`` for stand-ins)."""
-    uri = lake.uri(RAW_PREFIX)
-    if "://" not in uri:
-        uri = Path(uri).resolve().as_uri()
-    return uri.rstrip("/") + "/"
-
-
-def snowflake_ddl(layout: SnowflakeLayout, url: str, storage_integration: str | None,
-                  existing_tables: frozenset[str] = frozenset()) -> list[str]:
-    """Idempotent DDL: RAW schema, JSON file format, raw tables and the external stage over the lake prefix.
-
-    Tables in ``existing_tables`` (upper-case names) are left out: fakesnow 0.12.1 wipes a table's load
-    history on ``create table if not exists`` even when the table exists (Snowflake does not), which
-    would make the stand-in reload every file.
-    """
-    if "'" in url:
-        raise ValueError(f"stage URL must not contain quotes: {url!r}")
-    if storage_integration and not SNOWFLAKE_IDENTIFIER.match(storage_integration):
-        raise ValueError(f"not a plain Snowflake identifier: {storage_integration!r}")
-    ddl = [
-        f"create schema if not exists {layout.schema}",
-        f"create file format if not exists {layout.schema}.{layout.file_format} type = json",
-    ]
-    for endpoint in ENDPOINTS:
-        if TABLES[endpoint].upper() in existing_tables:
-            continue
-        ddl.append(
-            f"create table if not exists {layout.table(endpoint)} "
-            "(file_name varchar not null, document variant, loaded_at timestamp_ntz)"
-        )
-    integration = f" storage_integration = {storage_integration}" if storage_integration else ""
-    ddl.append(
-        f"create stage if not exists {layout.schema}.{layout.stage} url = '{url}'{integration} "
-        f"file_format = (format_name = '{layout.schema}.{layout.file_format}')"
-    )
-    return ddl
-
-
-def copy_pattern(competitions: Iterable[str], seasons: Iterable[int | str]) -> str:
-    """A PATTERN regex matching this run's snapshot files, so COPY does not list the whole history."""
-    codes = "|".join(sorted({re.escape(c) for c in competitions}))
-    years = "|".join(sorted({str(int(s)) for s in seasons}))
-    return f".*competition=({codes})/season=({years})/[0-9]{{8}}T[0-9]{{6}}[.][0-9]{{6}}Z[.]json"
-
-
-def copy_sql(layout: SnowflakeLayout, endpoint: str, competitions: Iterable[str], seasons: Iterable[int | str]) -> str:
-    """``COPY INTO`` one raw table from the stage; load metadata makes re-running it a no-op."""
-    return (
-        f"copy into {layout.table(endpoint)} (file_name, document, loaded_at) "
-        f"from (select metadata$filename, $1, current_timestamp()::timestamp_ntz "
-        f"from @{layout.schema}.{layout.stage}/{endpoint}/) "
-        f"pattern = '{copy_pattern(competitions, seasons)}' "
-        f"file_format = (format_name = '{layout.schema}.{layout.file_format}')"
-    )
-
-
-def connection_overrides(env: Mapping[str, str] | None = None) -> dict[str, Any]:
-    """host/port/protocol from ``SNOWFLAKE_HOST``/``_PORT``/``_PROTOCOL`` when set (stand-ins, private link)."""
-    env = os.environ if env is None else env
-    if not env.get("SNOWFLAKE_HOST"):
-        return {}
-    return {
-        "host": env["SNOWFLAKE_HOST"],
-        "port": int(env.get("SNOWFLAKE_PORT") or 443),
-        "protocol": env.get("SNOWFLAKE_PROTOCOL") or "https",
-    }
-
-
-def open_connector(block_name: str) -> Any:
-    """Load the ``SnowflakeConnector`` block and connect it (applying any connection overrides)."""
-    from prefect_snowflake.database import SnowflakeConnector
-
-    connector = SnowflakeConnector.load(block_name)
-    if overrides := connection_overrides():
-        connector.get_connection(**overrides)
-    return connector
-
-
-def load_snowflake(
-    connector: Any,
-    layout: SnowflakeLayout,
-    url: str,
-    storage_integration: str | None,
-    competitions: Iterable[str],
-    seasons: Iterable[int | str],
-) -> list[dict[str, Any]]:
-    """Run the DDL and one COPY per endpoint; returns Snowflake's per-file results (file, status, rows_loaded)."""
-    competitions, seasons = list(competitions), list(seasons)
-    connector.execute(f"create schema if not exists {layout.schema}")
-    existing = connector.fetch_all(
-        "select table_name from information_schema.tables where table_schema = %(schema)s",
-        parameters={"schema": layout.schema.upper()},
-    )
-    connector.reset_cursors()
-    existing_tables = frozenset(str(row[0]).upper() for row in existing)
-    for statement in snowflake_ddl(layout, url, storage_integration, existing_tables):
-        connector.execute(statement)
-    results: list[dict[str, Any]] = []
-    if not competitions or not seasons:
-        return results
-    for endpoint in ENDPOINTS:
-        rows = connector.fetch_all(copy_sql(layout, endpoint, competitions, seasons))
-        # prefect-snowflake reuses a cursor per identical statement; without this a re-run reads nothing.
-        connector.reset_cursors()
-        for row in rows:
-            if len(row) < 4:  # "Copy executed with 0 files processed."
-                continue
-            results.append({"endpoint": endpoint, "file": row[0], "status": row[1], "rows_loaded": row[3]})
-    return results
-
-
-def snowflake_dbt_env(connector: Any, env: Mapping[str, str] | None = None) -> dict[str, str]:
-    """The ``SNOWFLAKE_*`` variables dbt's ``prod`` profile reads, taken from the connector block (never logged)."""
-    credentials = connector.credentials
-    password = credentials.password.get_secret_value() if credentials.password else ""
-    passphrase = credentials.private_key_passphrase.get_secret_value() if credentials.private_key_passphrase else ""
-    values = {
-        "SNOWFLAKE_ACCOUNT": credentials.account,
-        "SNOWFLAKE_USER": credentials.user or "",
-        "SNOWFLAKE_PASSWORD": password,
-        "SNOWFLAKE_PRIVATE_KEY_PATH": str(credentials.private_key_path or ""),
-        "SNOWFLAKE_PRIVATE_KEY_PASSPHRASE": passphrase,
-        "SNOWFLAKE_ROLE": credentials.role or "",
-        "SNOWFLAKE_WAREHOUSE": connector.warehouse,
-        "SNOWFLAKE_DATABASE": connector.database,
-    }
-    overrides = connection_overrides(env)
-    values.update({f"SNOWFLAKE_{k.upper()}": str(v) for k, v in overrides.items()})
-    return {k: v for k, v in values.items() if v}
-
-
 @task(name="load-football-duckdb", cache_policy=NO_CACHE)
-def load_raw_duckdb(lake: Lake, warehouse: Path) -> dict[str, int]:
+def load_raw_duckdb(lake: Lake, warehouse: Path, keys: dict[str, list[str]] | None = None,
+                    snapshots: list[dict[str, Any]] | None = None) -> dict[str, int]:
     """Load new raw football lake files into the DuckDB warehouse (each file once)."""
-    added = load_duckdb(lake, warehouse)
+    added = load_duckdb(lake, warehouse, keys, snapshots)
     get_run_logger().info("DuckDB raw football rows added: %s", added)
     return added
 
 
-@task(name="copy-into-snowflake-raw", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60],
-      retry_condition_fn=lambda task, run, state: _is_transient_snowflake_error(state))
-def copy_into_raw(block_name: str, storage_integration: str | None, competitions: list[str], seasons: list[int],
-                  stage: str, layout: SnowflakeLayout = SnowflakeLayout()) -> dict[str, int]:
-    """Create the RAW objects if needed and COPY this run's snapshot files from the stage URL into Snowflake."""
-    log = get_run_logger()
-    with open_connector(block_name) as connector:
-        results = load_snowflake(connector, layout, stage, storage_integration, competitions, seasons)
-    counts: dict[str, int] = {}
-    for row in results:
-        counts[row["status"]] = counts.get(row["status"], 0) + 1
-    log.info("Snowflake COPY INTO results by status: %s", counts or "no files matched")
-    return counts
-
-
-def _is_transient_snowflake_error(state: Any) -> bool:
-    try:
-        state.result()
-    except Exception as exc:  # noqa: BLE001 (classifying whatever the connector raised)
-        from snowflake.connector.errors import OperationalError, ProgrammingError
-
-        return isinstance(exc, OperationalError) and not isinstance(exc, ProgrammingError)
-    return False

@@ -135,7 +135,7 @@ def scheduled_times(server, deployment_id, start: datetime, count: int = 3) -> l
             "min_runs": count, "max_runs": count}
     response = httpx.post(f"{server.api_url}/deployments/{deployment_id}/schedule", json=body, timeout=30)
     assert response.status_code < 300, response.text
-    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterExpectedStartTime, FlowRunFilterDeploymentId
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterExpectedStartTime
 
     with client_for(server) as client:
         runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(

@@ -160,9 +160,8 @@ def test_docker_engine_is_checked_right_before_the_image_build():
 
 
 def test_docker_engine_check_exits_with_one_line_naming_the_engine_and_the_serve_command(monkeypatch):
-    from tasks.core.prefect_server import free_port
-
     from flows._deploy_steps import check_docker_engine
+    from tasks.core.prefect_server import free_port
 
     engine = f"tcp://127.0.0.1:{free_port()}"  # nothing listens there
     monkeypatch.setenv("DOCKER_HOST", engine)

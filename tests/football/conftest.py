@@ -139,3 +139,19 @@ def moto_endpoint() -> Iterator[str]:
 
 def lake_files(root: Path, prefix: str) -> list[Path]:
     return sorted(p for p in (root / prefix).rglob("*") if p.is_file())
+
+
+def sample_tick(lake, server: SampleServer, session, codes=("PL",)) -> list:
+    """One tick of the flow's check loop (manifest, conditional fetch, record), with the plain functions its tasks call."""
+    from tasks.football.api import ENDPOINTS, endpoint_url, fetch
+    from tasks.football.snapshots import read_manifest, record, validators_for
+
+    outcomes = []
+    for code in codes:
+        for endpoint in ENDPOINTS:
+            manifest = read_manifest(lake, code, endpoint)
+            validators = validators_for(manifest, endpoint_url(server.url, code, endpoint, None))
+            fetched = fetch(session.client, session.root, session.token, code, endpoint, None, session.pacer,
+                            session.policy, validators)
+            outcomes.append(record(lake, fetched, manifest))
+    return outcomes

@@ -20,12 +20,11 @@ from tasks.football.api import (
     MissingTokenError,
     RatePacer,
     fetch,
-    land,
-    parse_raw_key,
     resolve_token,
-    validate,
 )
-from tasks.football.sample import SAMPLE_TOKEN, Fault, SampleServer, scorers, standings
+from tasks.football.land import land, parse_raw_key, validate
+from tasks.football.sample import Fault, SampleServer
+from tasks.football.sample_data import SAMPLE_TOKEN, scorers, standings
 
 FAST = RetryPolicy(attempts=5, backoff_base_s=0.05, backoff_cap_s=0.2, timeout_s=5)
 

@@ -1,8 +1,11 @@
-"""The football flow end to end against loopback stand-ins: sample → DuckDB marts, rate limits, no token, Snowflake."""
+"""The football flow end to end against loopback stand-ins: sample → DuckDB marts, rate limits, no token, Snowflake,
+and what a tick costs when nothing changed (no landing, no load, no dbt, no warehouse connection)."""
 
 from __future__ import annotations
 
 import json
+import time
+from datetime import datetime, timezone
 from pathlib import Path
 
 import duckdb
@@ -11,14 +14,15 @@ import sqlglot
 
 from flows.football import football
 from tasks.football.api import MissingTokenError
-from tasks.football.sample import SAMPLE_TOKEN, SampleServer
+from tasks.football.sample import SampleServer
+from tasks.football.sample_data import SAMPLE_TOKEN, standings
 from tests.football.conftest import fakesnow_connector
 
 COMPETITIONS = ["PL", "BL1"]
 
 
 def _latest(lake: Path, endpoint: str, code: str) -> dict:
-    files = sorted((lake / "raw/football" / endpoint / f"competition={code}").rglob("*.json"))
+    files = sorted((lake / "raw/football" / endpoint / f"competition={code}").rglob("*Z.json"))  # not the manifests
     return json.loads(files[-1].read_bytes())
 
 
@@ -45,18 +49,19 @@ def test_sample_flow_builds_marts_that_match_the_sample_json_and_keeps_history(p
     home = tmp_path / "home"
     first = football(competitions=COMPETITIONS, sample=True, home=str(home))
     second = football(competitions=COMPETITIONS, sample=True, home=str(home))
-    assert first["loaded"] == {"standings": 2, "scorers": 2} == second["loaded"]
+    assert first["loaded"] == {"standings": 2, "scorers": 2, "snapshots": 4}
+    assert (second["snapshots"], second["loaded"], second["dbt"]) == ([], None, None)  # the same sample again
     lake = home / "lake"
 
     # dbt-duckdb keeps this process's database instance open read-write; a read_only connect would clash.
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
-        assert con.execute("select count(*), count(distinct file_name) from raw.football_standings").fetchone() == (4, 4)
+        assert con.execute("select count(*), count(distinct file_name) from raw.football_standings").fetchone() == (2, 2)
         history = con.execute("select competition_code, count(distinct snapshot_id) from football.fct_football_standings_history "
                               "group by 1 order by 1").fetchall()
-        assert history == [("BL1", 2), ("PL", 2)]
+        assert history == [("BL1", 1), ("PL", 1)]
         current_snapshots = con.execute("select distinct snapshot_id from football.fct_football_standings_current "
                                         "order by 1").fetchall()
-        assert [r[0] for r in current_snapshots] == sorted(k for k in second["snapshots"] if "/standings/" in k)
+        assert [r[0] for r in current_snapshots] == sorted(k for k in first["snapshots"] if "/standings/" in k)
         for code in COMPETITIONS:
             expected = _expected_teams(lake, code)
             rows = con.execute(
@@ -95,36 +100,152 @@ def test_flow_without_a_token_fails_before_any_request(prefect_server, tmp_path,
     assert server.log == []
 
 
-def test_prod_flow_loads_snowflake_with_copy_into_and_builds_models_on_fakesnow(
-        prefect_server, fakesnow_server, snowflake_env, tmp_path):
+def _expected_table(played: int) -> list[tuple[int, int, int]]:
+    """(position, team id, points) of the sample's PL table after ``played`` matchdays, straight from the sample."""
+    table = next(t for t in standings("PL", played=played)["standings"] if t["type"] == "TOTAL")["table"]
+    return [(r["position"], r["team"]["id"], r["points"]) for r in table]
+
+
+TABLE_AT = """
+    select history.position, history.team_id, history.points
+    from football.fct_football_standings_history as history
+    inner join football.fct_football_snapshots as snapshots
+        on history.snapshot_id = snapshots.snapshot_id
+    where snapshots.endpoint = 'standings'
+        and snapshots.competition_code = ?
+        and history.table_type = 'TOTAL'
+        and snapshots.valid_from <= ?
+        and (snapshots.valid_to is null or ? < snapshots.valid_to)
+    order by history.position
+"""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _tick_artifacts(flow_run_id) -> dict[str, str]:
+    from prefect import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
+
+    with get_client(sync_client=True) as client:
+        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+    return {a.key: a.data if isinstance(a.data, str) else json.dumps(a.data) for a in artifacts}
+
+
+def test_an_unchanged_tick_lands_loads_and_builds_nothing_and_a_played_matchday_adds_one_snapshot(
+        prefect_server, tmp_path, monkeypatch):
+    monkeypatch.setenv("FOOTBALL_DATA_TOKEN", SAMPLE_TOKEN)
+    home = tmp_path / "home"
+    warehouse = home / "warehouse.duckdb"
+    with SampleServer(per_minute=1000) as server:
+        server.play(1)
+        kwargs = dict(competitions=["PL"], football_base_url=server.url, token_block="", home=str(home))
+        before_first = _utc_now()
+        started = time.perf_counter()
+        first = football(**kwargs)
+        changed_s = time.perf_counter() - started
+        assert len(first["snapshots"]) == 2 and first["dbt"] is not None
+        files = sorted((home / "lake").rglob("*Z.json"))
+        warehouse_stat = warehouse.stat()
+
+        between = _utc_now()
+        started = time.perf_counter()
+        state = football(**kwargs, return_state=True)
+        unchanged_s = time.perf_counter() - started
+        assert state.is_completed()
+        second = state.result()
+        assert (second["snapshots"], second["loaded"], second["dbt"]) == ([], None, None)
+        assert second["unchanged"] == ["PL standings 2024 (not_modified)", "PL scorers 2024 (not_modified)"]
+        assert sorted((home / "lake").rglob("*Z.json")) == files
+        assert (warehouse.stat().st_mtime_ns, warehouse.stat().st_size) == (warehouse_stat.st_mtime_ns, warehouse_stat.st_size)
+        assert unchanged_s < changed_s / 3, (unchanged_s, changed_s)
+        artifacts = _tick_artifacts(state.state_details.flow_run_id)
+        assert "Nothing changed" in artifacts["football-tick"] and "not_modified" in artifacts["football-snapshots"]
+        assert "football-dbt" not in artifacts
+
+        server.play(2)
+        third = football(**kwargs)
+        after_third = _utc_now()
+    assert len(third["snapshots"]) == 2 and [k.split("/")[2] for k in third["snapshots"]] == ["standings", "scorers"]
+
+    with duckdb.connect(str(warehouse)) as con:
+        counts = con.execute("select count(distinct snapshot_id), count(*) from football.fct_football_standings_history "
+                             "where competition_code = 'PL'").fetchone()
+        assert counts == (2, 2 * 3 * 20)  # two distinct tables x (TOTAL, HOME, AWAY) x 20 teams, not one per tick
+        assert con.execute(TABLE_AT, ["PL", before_first, before_first]).fetchall() == []
+        assert con.execute(TABLE_AT, ["PL", between, between]).fetchall() == _expected_table(1)
+        assert con.execute(TABLE_AT, ["PL", after_third, after_third]).fetchall() == _expected_table(2)
+        confirmed = con.execute("select matchday, confirmations, last_confirmed_at > valid_from from football.fct_football_snapshots "
+                                "where endpoint = 'standings' order by valid_from").fetchall()
+        assert confirmed == [(1, 1, True), (2, 0, False)]  # the unchanged tick confirmed matchday 1 once
+
+
+def test_prod_ticks_on_fakesnow_connect_to_snowflake_only_when_a_snapshot_changed(
+        prefect_server, fakesnow_server, snowflake_env, tmp_path, monkeypatch):
+    import fakesnow.server as fakesnow_api
+    from dbt.cli.main import dbtRunner
     from prefect_snowflake import SnowflakeConnector, SnowflakeCredentials
 
-    connector = fakesnow_connector(fakesnow_server, "INSIGHTFLOW")
-    SnowflakeConnector(credentials=SnowflakeCredentials(account="fakesnow", user="fake", password="snow"),
-                       database="INSIGHTFLOW", warehouse="FAKE_WH", schema="RAW").save("football-test-snowflake",
-                                                                                       overwrite=True)
-    home = tmp_path / "home"
-    # fakesnow reads file:// stages only, so the prod warehouse is fed from a local lake here.
-    kwargs = dict(competitions=["PL"], sample=True, target="prod", lake_target="dev", home=str(home),
-                  snowflake_block="football-test-snowflake")
-    first = football(**kwargs)  # the full dbt build: views, tables, incremental (first run) and every test
-    assert first["loaded"] == {"LOADED": 2}
-    second = football(**kwargs, run_dbt_build=False)
-    # PATTERN matches all four PL files; load history skips the two loaded by the first run.
-    assert second["loaded"] == {"LOADED": 2, "LOAD_SKIPPED": 2}
+    from tasks.core.config import DBT_DIR
+    from tasks.football.snowflake import snowflake_dbt_env
 
-    rows = connector.fetch_all("select count(*) from RAW.FOOTBALL_STANDINGS")
-    connector.reset_cursors()
-    assert rows == [(2,)]  # one row per standings file, each loaded once
-    teams = connector.fetch_all("select team_name, position, top_scorer_goal_share "
-                                "from FOOTBALL.FCT_FOOTBALL_TEAM_TOP_SCORERS order by position")
-    connector.reset_cursors()
-    table = next(t for t in json.loads(sorted((home / "lake/raw/football/standings").rglob("*.json"))[-1].read_bytes())
-                 ["standings"] if t["type"] == "TOTAL")["table"]
-    assert [(t[0], t[1]) for t in teams] == [(r["team"]["name"], r["position"]) for r in table]
+    connector = fakesnow_connector(fakesnow_server, "INSIGHTFLOW")
+    block = SnowflakeConnector(credentials=SnowflakeCredentials(account="fakesnow", user="fake", password="snow"),
+                               database="INSIGHTFLOW", warehouse="FAKE_WH", schema="RAW")
+    block.save("football-test-snowflake", overwrite=True)
+    monkeypatch.setenv("FOOTBALL_DATA_TOKEN", SAMPLE_TOKEN)
+    home = tmp_path / "home"
+    with SampleServer(per_minute=1000) as server:
+        server.play(1)
+        # fakesnow reads file:// stages only, so the prod warehouse is fed from a local lake here.
+        kwargs = dict(competitions=["PL"], football_base_url=server.url, token_block="", target="prod",
+                      lake_target="dev", home=str(home))
+        first = football(**kwargs, snowflake_block="football-test-snowflake")  # full build: no incremental pass yet
+        assert first["loaded"] == {"LOADED": 2}
+
+        sessions = len(fakesnow_api.sessions)
+        # The unchanged tick gets a connector block that does not exist: loading it at all would fail the run.
+        quiet = football(**kwargs, snowflake_block="no-such-snowflake-block", return_state=True)
+        assert quiet.is_completed() and quiet.result()["loaded"] is None and quiet.result()["dbt"] is None
+        assert len(fakesnow_api.sessions) == sessions  # no Snowflake login happened
+
+        server.play(2)
+        # fakesnow cannot run an incremental model a second time ("TEMPORARY table names ..."), so this
+        # changed tick loads only; COPY ... FILES names exactly the two new snapshots (no LOAD_SKIPPED).
+        changed = football(**kwargs, snowflake_block="football-test-snowflake", run_dbt_build=False)
+        assert changed["loaded"] == {"LOADED": 2}
+        # ...and the models are rebuilt from scratch (PATTERN copy: every file already loaded is skipped).
+        rebuilt = football(**kwargs, snowflake_block="football-test-snowflake", full_refresh=True)
+        assert rebuilt["loaded"] == {"LOAD_SKIPPED": 4}
+
+    def fetch(sql: str) -> list[tuple]:
+        rows = connector.fetch_all(sql)
+        connector.reset_cursors()
+        return rows
+
+    assert fetch("select count(*) from RAW.FOOTBALL_STANDINGS") == [(2,)]  # one row per distinct snapshot
+    assert fetch("select count(distinct snapshot_id), count(*) from FOOTBALL.FCT_FOOTBALL_STANDINGS_HISTORY") == [(2, 120)]
+    snapshots = fetch("select matchday, valid_to is null from FOOTBALL.FCT_FOOTBALL_SNAPSHOTS "
+                      "where endpoint = 'standings' order by valid_from")
+    assert [tuple(r) for r in snapshots] == [(1, False), (2, True)]
+    teams = fetch("select team_id, position from FOOTBALL.FCT_FOOTBALL_TEAM_TOP_SCORERS order by position")
+    assert [tuple(t) for t in teams] == [(team, position) for position, team, _ in _expected_table(2)]
     connector.close()
 
     compiled = sorted((home / "dbt/football-prod/target/compiled/football").rglob("*.sql"))
-    assert len([p for p in compiled if p.parent.name in ("football", "marts")]) == 6  # every model compiled
+    assert len([p for p in compiled if p.parent.name in ("football", "marts")]) == 8  # every model compiled
     for path in compiled:
         sqlglot.parse_one(path.read_text(), read="snowflake")
+
+    # The incremental pass cannot run on fakesnow, but its SQL can be compiled against the built tables.
+    for key, value in snowflake_dbt_env(block).items():
+        monkeypatch.setenv(key, value)
+    project = DBT_DIR / "football"
+    result = dbtRunner().invoke(["compile", "--target", "prod", "--project-dir", str(project), "--profiles-dir",
+                                 str(project), "--target-path", str(tmp_path / "incremental"), "--log-path",
+                                 str(tmp_path / "logs"), "--select", "stg_football__standings"])
+    assert result.success, result.exception
+    sql = next((tmp_path / "incremental").rglob("stg_football__standings.sql")).read_text()
+    assert "where loaded_at > cast('" in sql  # the filter sits on the raw table, before the flattening
+    sqlglot.parse_one(sql, read="snowflake")

@@ -11,9 +11,11 @@ import duckdb
 import sqlglot
 
 from tasks.core.lake import LocalLake
-from tasks.football.api import Fetched, land
-from tasks.football.load import SnowflakeLayout, copy_sql, load_duckdb, load_snowflake, snowflake_ddl, stage_url
-from tasks.football.sample import scorers, standings
+from tasks.football.api import Fetched
+from tasks.football.land import land
+from tasks.football.load import load_duckdb
+from tasks.football.sample_data import scorers, standings
+from tasks.football.snowflake import SnowflakeLayout, copy_files_sql, copy_sql, load_snowflake, snowflake_ddl, stage_url
 from tests.football.conftest import fakesnow_connector
 
 START = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
@@ -43,6 +45,48 @@ def test_duckdb_load_takes_each_lake_file_exactly_once_across_reruns(tmp_path):
     assert [r[0] for r in rows] == ["PL", "BL1", "PL"]
 
 
+class CountingLake(LocalLake):
+    """A local lake that remembers which keys were read and which prefixes were listed."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.reads: list[str] = []
+        self.listed: list[str] = []
+
+    def read(self, key):
+        self.reads.append(key)
+        return super().read(key)
+
+    def list(self, prefix):
+        self.listed.append(prefix)
+        return super().list(prefix)
+
+
+def _snapshot_row(key: str, endpoint: str, matchday: int, confirmed: str = "2025-03-01T13:00:00+00:00") -> dict:
+    return {"endpoint": endpoint, "competition_code": "PL", "season_year": 2024, "file_name": key,
+            "content_sha256": f"sha-{matchday}", "matchday": matchday, "first_seen_at": "2025-03-01T12:00:00+00:00",
+            "last_confirmed_at": confirmed, "confirmations": 3}
+
+
+def test_duckdb_load_of_named_keys_reads_only_those_files_and_replaces_the_season_ledger(tmp_path):
+    lake, warehouse = CountingLake(tmp_path / "lake"), tmp_path / "warehouse.duckdb"
+    old = _land_sample(lake, codes=("PL", "BL1"))
+    assert load_duckdb(lake, warehouse)["standings"] == 2
+    new = _land_sample(lake, codes=("PL",), at=START + timedelta(hours=2))
+    lake.reads.clear(), lake.listed.clear()
+    rows = [_snapshot_row(old[0], "standings", 1), _snapshot_row(new[0], "standings", 2)]
+    added = load_duckdb(lake, warehouse, keys={"standings": [new[0]], "scorers": [new[1]]}, snapshots=rows)
+    assert added == {"standings": 1, "scorers": 1, "snapshots": 2}
+    assert sorted(lake.reads) == sorted(new) and lake.listed == []  # no scan of the history
+    rows[1]["last_confirmed_at"] = "2025-03-01T15:00:00+00:00"
+    assert load_duckdb(lake, warehouse, keys={"standings": [new[0]]}, snapshots=rows[1:]) == {
+        "standings": 0, "scorers": 0, "snapshots": 1}
+    with duckdb.connect(str(warehouse), read_only=True) as con:
+        ledger = con.execute("select file_name, matchday, last_confirmed_at from raw.football_snapshots").fetchall()
+    # The second load replaced the whole (endpoint, competition, season): the season's ledger, not a merge.
+    assert ledger == [(new[0], 2, datetime(2025, 3, 1, 15, 0))]
+
+
 def test_snowflake_ddl_and_copy_parse_in_the_snowflake_dialect():
     layout = SnowflakeLayout()
     statements = snowflake_ddl(layout, "s3://lake/raw/football/", "INSIGHTFLOW_S3") + [
@@ -51,6 +95,9 @@ def test_snowflake_ddl_and_copy_parse_in_the_snowflake_dialect():
         sqlglot.parse_one(statement, read="snowflake")
     assert "storage_integration = INSIGHTFLOW_S3" in statements[-2]
     assert "pattern = '.*competition=(BL1|PL)/season=(2024)/" in statements[-1]
+    files = copy_files_sql(layout, "scorers", ["raw/football/scorers/competition=PL/season=2024/20250301T120000.000000Z.json"])
+    sqlglot.parse_one(files, read="snowflake")
+    assert "from @RAW.FOOTBALL_LAKE/scorers/) files = ('competition=PL/season=2024/20250301T120000.000000Z.json')" in files
 
 
 def test_snowflake_copy_into_from_a_file_stage_is_idempotent_on_fakesnow(fakesnow_server, tmp_path):
@@ -75,6 +122,19 @@ def test_snowflake_copy_into_from_a_file_stage_is_idempotent_on_fakesnow(fakesno
     connector.reset_cursors()
     assert [(r[0].split("/")[1], r[1]) for r in rows] == [("competition=BL1", "BL1"), ("competition=PL", "PL")]
     assert all(r[0].startswith("standings/competition=") and r[2] is not None for r in rows)
+
+    # A tick names its new files: only those are copied, and the season's ledger rows are replaced.
+    new = _land_sample(lake, codes=("PL",), at=START + timedelta(hours=2))
+    for key in new:
+        target = copy / key[len("raw/football/"):]
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(lake.read(key))
+    ledger = [_snapshot_row(new[0], "standings", 2)]
+    third = load_snowflake(connector, layout, url, None, ["PL"], [2024], keys={"standings": [new[0]]}, snapshots=ledger)
+    assert [(r["endpoint"], r["status"]) for r in third] == [("standings", "LOADED")]
+    snapshots = connector.fetch_all("select file_name, matchday, last_confirmed_at from RAW.FOOTBALL_SNAPSHOTS")
+    connector.reset_cursors()
+    assert [tuple(r) for r in snapshots] == [(new[0][len("raw/football/"):], 2, datetime(2025, 3, 1, 13, 0))]
     connector.close()
 
 

@@ -8,4 +8,5 @@ select
     won,
     draw
 from {{ ref('stg_football__standings') }}
-where points != 3 * won + draw
+where {{ football_new_rows(ref('stg_football__standings')) }}
+    and points != 3 * won + draw

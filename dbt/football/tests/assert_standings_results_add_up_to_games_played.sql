@@ -7,4 +7,5 @@ select
     draw,
     lost
 from {{ ref('stg_football__standings') }}
-where won + draw + lost != played_games
+where {{ football_new_rows(ref('stg_football__standings')) }}
+    and won + draw + lost != played_games

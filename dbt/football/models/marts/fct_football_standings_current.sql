@@ -1,3 +1,16 @@
+{#
+    Incremental: a run reads only the staging rows loaded since the newest row here and replaces
+    (delete+insert) the competitions and seasons they bring a newer snapshot for.
+#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='delete+insert',
+        unique_key=['competition_code', 'season_year'],
+        on_schema_change='append_new_columns',
+    )
+}}
+
 with
 
 standings as (
@@ -22,9 +35,13 @@ standings as (
         goals_against,
         goal_difference,
         form,
-        fetched_at
+        fetched_at,
+        loaded_at
     from {{ ref('stg_football__standings') }}
     where table_type = 'TOTAL'
+    {% if is_incremental() %}
+        and {{ football_loaded_after(this) }}
+    {% endif %}
 ),
 
 latest_snapshots as (

@@ -1,11 +1,15 @@
 {#
-    Incremental: each run appends only snapshots not yet in the table, so history survives even if
-    raw rows are archived. Tested on DuckDB (fakesnow cannot run a second incremental pass).
+    One row per team per standings table per distinct snapshot: the flow lands a snapshot only when
+    the table changed, so there is no row per tick. When each table was valid (first seen, last
+    confirmed, superseded) is in fct_football_snapshots; docs/football.md shows "the table at time T".
+    Incremental append of the staging rows loaded since the newest row here, so a run costs the
+    same whatever the history holds. Tested incrementally on DuckDB (fakesnow cannot run a second
+    incremental pass).
 #}
 {{
     config(
         materialized='incremental',
-        unique_key='standing_id',
+        incremental_strategy='append',
         on_schema_change='append_new_columns',
     )
 }}
@@ -34,10 +38,11 @@ standings as (
         goals_for,
         goals_against,
         goal_difference,
-        fetched_at
+        fetched_at,
+        loaded_at
     from {{ ref('stg_football__standings') }}
     {% if is_incremental() %}
-    where snapshot_id not in (select distinct snapshot_id from {{ this }})
+    where {{ football_loaded_after(this) }}
     {% endif %}
 ),
 

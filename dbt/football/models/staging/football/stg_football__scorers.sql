@@ -1,3 +1,16 @@
+{#
+    Incremental, an exception to staging's views: flattening every snapshot's JSON on every tick
+    would cost more as the history grows. Each run reads only the raw rows loaded after the newest
+    row already here; the filter applies to the raw table, before anything is flattened.
+#}
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='append_new_columns',
+    )
+}}
+
 with
 
 source as (
@@ -6,6 +19,9 @@ source as (
         document,
         loaded_at
     from {{ source('football_raw', 'football_scorers') }}
+    {% if is_incremental() %}
+    where {{ football_loaded_after(this) }}
+    {% endif %}
 ),
 
 scorers_flattened as (
