@@ -64,8 +64,10 @@ standings_in_latest_snapshot as (
 
 final as (
     select
-        md5(concat_ws('|', competition_code, cast(season_year as varchar), coalesce(stage, ''),
-            coalesce(group_name, ''), cast(team_id as varchar))) as team_standing_id,
+        md5(concat_ws(
+            '|', competition_code, cast(season_year as varchar), coalesce(stage, ''),
+            coalesce(group_name, ''), cast(team_id as varchar)
+        )) as team_standing_id,
         *
     from standings_in_latest_snapshot
 )

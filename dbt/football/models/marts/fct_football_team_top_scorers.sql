@@ -33,7 +33,7 @@ team_tables_ranked as (
         *,
         row_number() over (
             partition by competition_code, season_year, team_id
-            order by played_games desc, stage, group_name
+            order by played_games desc, stage asc, group_name asc
         ) as table_rank
     from standings
 ),
@@ -43,7 +43,7 @@ team_scorers_ranked as (
         *,
         row_number() over (
             partition by competition_code, season_year, team_id
-            order by goals desc, played_matches, player_name, player_id
+            order by goals desc, played_matches asc, player_name asc, player_id asc
         ) as team_scorer_rank
     from top_scorers
 ),
@@ -64,10 +64,8 @@ teams_joined_to_top_scorers as (
         team_scorers_ranked.player_id as top_scorer_player_id,
         team_scorers_ranked.player_name as top_scorer_name,
         team_scorers_ranked.goals as top_scorer_goals,
-        cast(team_scorers_ranked.goals as double)
-            / nullif(team_tables_ranked.goals_for, 0) as top_scorer_goal_share,
-        cast(team_scorers_ranked.goals as double)
-            / nullif(team_scorers_ranked.played_matches, 0) as top_scorer_goals_per_game
+        cast(team_scorers_ranked.goals as double) / nullif(team_tables_ranked.goals_for, 0) as top_scorer_goal_share,
+        cast(team_scorers_ranked.goals as double) / nullif(team_scorers_ranked.played_matches, 0) as top_scorer_goals_per_game
     from team_tables_ranked
     left join team_scorers_ranked
         on team_tables_ranked.competition_code = team_scorers_ranked.competition_code

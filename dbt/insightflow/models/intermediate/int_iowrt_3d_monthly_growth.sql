@@ -28,7 +28,7 @@ levels_joined_to_previous_month as (
     from stg_iowrt_3d as monthly
     left join stg_iowrt_3d as previous
         on monthly.msic_group_code = previous.msic_group_code
-            and previous.month_start_date = {{ previous_month_start('monthly.month_start_date') }}
+        and previous.month_start_date = {{ previous_month_start('monthly.month_start_date') }}
 
 ),
 

@@ -76,8 +76,10 @@ renamed as (
 
 final as (
     select
-        md5(concat_ws('|', snapshot_id, coalesce(stage, ''), coalesce(table_type, ''), coalesce(group_name, ''),
-            cast(team_id as varchar))) as standing_id,
+        md5(concat_ws(
+            '|', snapshot_id, coalesce(stage, ''), coalesce(table_type, ''), coalesce(group_name, ''),
+            cast(team_id as varchar)
+        )) as standing_id,
         *
     from renamed
 )
