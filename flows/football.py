@@ -31,7 +31,7 @@ from prefect.artifacts import create_table_artifact
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks import config
+from tasks import config, console
 from tasks.dbt import run_dbt
 from tasks.football_api import (
     DEFAULT_TOKEN_BLOCK, ENDPOINTS, FetchSession, base_url, fetch_endpoint, land_response, parse_raw_key,
@@ -145,7 +145,7 @@ def football(
     }
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(summary: dict[str, Any], dashboard_url: str | None) -> None:
     print("\nFootball run complete.")
     for key in summary["snapshots"]:
         print(f"  landed {key}")
@@ -157,6 +157,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print("Query it, for example:")
         print(f"  python -c \"import duckdb; duckdb.connect('{summary['warehouse']}', read_only=True)"
               ".sql('select * from football.fct_football_team_top_scorers order by competition_code, position').show()\"")
+    if dashboard_url:
+        print(f"Dashboard: {dashboard_url}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -168,9 +170,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--target", choices=["dev", "prod"], default="dev")
     parser.add_argument("--no-dbt", action="store_true", help="land and load only")
     args = parser.parse_args(argv)
-    summary = football(competitions=args.competitions, season=args.season, sample=args.sample, home=args.home,
-                       target=args.target, run_dbt_build=not args.no_dbt)
-    _print_summary(summary)
+    run = console.run_flow(football, competitions=args.competitions, season=args.season, sample=args.sample,
+                           home=args.home, target=args.target, run_dbt_build=not args.no_dbt)
+    if not run.state.is_completed():
+        print(f"\nFootball run failed: {run.state.result(raise_on_failure=False)}", file=sys.stderr)
+        if run.dashboard_url:
+            print(f"Dashboard: {run.dashboard_url}", file=sys.stderr)
+        return 1
+    _print_summary(run.state.result(), run.dashboard_url)
     return 0
 
 
