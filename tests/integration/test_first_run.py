@@ -17,6 +17,7 @@ import sqlite3
 import subprocess
 import sys
 from pathlib import Path
+from uuid import UUID
 
 import pytest
 
@@ -50,6 +51,19 @@ def run_sample(flow: str, workdir: Path, api_url: str | None) -> subprocess.Comp
     )
 
 
+def run_logs(flow_run_id: UUID) -> list[tuple[UUID | None, str]]:
+    """From the session server's API: (task run, message) for every log of the flow run."""
+    from prefect import get_client
+    from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
+
+    logs: list[tuple[UUID | None, str]] = []
+    with get_client(sync_client=True) as client:
+        while page := client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
+                                       limit=200, offset=len(logs)):
+            logs += [(log.task_run_id, log.message) for log in page]
+    return logs
+
+
 def unrecorded_task_runs(prefect_db: Path) -> tuple[int, list[tuple[str, str]]]:
     """From the temporary API's own database: task runs that logged a final state, and those not recorded so."""
     with sqlite3.connect(prefect_db) as db:
@@ -76,8 +90,18 @@ def test_sample_run_from_a_bare_install_prints_a_short_clean_console(flow, api, 
     assert f"Warehouse: {(tmp_path / 'newcomer' / '.insightflow' / 'warehouse.duckdb').resolve()}" in out, shown
     assert len(lines) <= LINE_BUDGET, shown
     if api == "server":
-        assert re.search(rf"^Dashboard: {re.escape(api_url.removesuffix('/api'))}/runs/flow-run/[0-9a-f-]{{36}}$",
-                         out, re.MULTILINE), shown
+        url = re.search(rf"^Dashboard: {re.escape(api_url.removesuffix('/api'))}/runs/flow-run/([0-9a-f-]{{36}})$",
+                        out, re.MULTILINE)
+        assert url, shown
+        # The console is quiet, the API is not: dbt's line for every node and every task's final
+        # state, both dropped from the console, are in the run's logs (written before the child exits).
+        logs = run_logs(UUID(url.group(1)))
+        starts = dict(m.groups() for m in (re.match(r"(\d+) of (\d+) START", message) for _, message in logs) if m)
+        assert starts, "no dbt node lines in the API logs"
+        total = int(next(iter(starts.values())))
+        assert sorted(map(int, starts)) == list(range(1, total + 1))
+        finished = {run for run, message in logs if run and message.startswith("Finished in state Completed()")}
+        assert len(finished) > total  # one per dbt node plus the pipeline's own tasks
     else:
         assert "Dashboard:" not in out, shown
         finished, missing = unrecorded_task_runs(tmp_path / "newcomer" / "prefect-home" / "prefect.db")
