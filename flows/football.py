@@ -35,7 +35,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.core import config
+from tasks.core import config, console
 from tasks.core.dbt import project_dir, project_fingerprint, run_dbt
 from tasks.core.lake import open_lake
 from tasks.core.locks import home_lock
@@ -194,7 +194,7 @@ def football(
     }
 
 
-def _print_summary(summary: dict[str, Any]) -> None:
+def _print_summary(summary: dict[str, Any], dashboard_url: str | None) -> None:
     print("\nFootball run complete.")
     for key in summary["snapshots"]:
         print(f"  landed {key}")
@@ -208,6 +208,8 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print("Query it, for example:")
         print(f"  python -c \"import duckdb; duckdb.connect('{summary['warehouse']}', read_only=True)"
               ".sql('select * from football.fct_football_team_top_scorers order by competition_code, position').show()\"")
+    if dashboard_url:
+        print(f"Dashboard: {dashboard_url}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -221,10 +223,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-check", action="store_true", help="build and run every data test over all rows")
     parser.add_argument("--full-refresh", action="store_true", help="reload the lake and rebuild incremental models")
     args = parser.parse_args(argv)
-    summary = football(competitions=args.competitions, season=args.season, sample=args.sample, home=args.home,
-                       target=args.target, run_dbt_build=not args.no_dbt, full_check=args.full_check,
-                       full_refresh=args.full_refresh)
-    _print_summary(summary)
+    run = console.run_flow(football, competitions=args.competitions, season=args.season, sample=args.sample,
+                           home=args.home, target=args.target, run_dbt_build=not args.no_dbt,
+                           full_check=args.full_check, full_refresh=args.full_refresh)
+    if not run.state.is_completed():
+        print(f"\nFootball run failed: {run.state.result(raise_on_failure=False)}", file=sys.stderr)
+        if run.dashboard_url:
+            print(f"Dashboard: {run.dashboard_url}", file=sys.stderr)
+        return 1
+    _print_summary(run.state.result(), run.dashboard_url)
     return 0
 
 

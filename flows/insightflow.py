@@ -28,7 +28,7 @@ from prefect.futures import wait
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.core import config
+from tasks.core import config, console
 from tasks.core.lake import LocalLake, open_lake
 from tasks.core.locks import home_lock
 from tasks.insightflow.athena import load_dbt_prod_env
@@ -36,7 +36,7 @@ from tasks.insightflow.catalog import update_catalog
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.fetch import fetch_dataset, source_url
 from tasks.insightflow.land import LandResult, land_dataset
-from tasks.insightflow.sample import sample_server
+from tasks.insightflow.sample import FAULTS, sample_server
 from tasks.insightflow.validate import validate_dataset
 from tasks.insightflow.warehouse import build_warehouse
 
@@ -165,7 +165,7 @@ def insightflow(
     return summary
 
 
-def _print_summary(summary: dict) -> None:
+def _print_summary(summary: dict, dashboard_url: str | None) -> None:
     print("\nInsightFlow run complete.")
     for name, status in summary["datasets"].items():
         print(f"  {name:<10} {status}")
@@ -177,11 +177,24 @@ def _print_summary(summary: dict) -> None:
         print("Query it, for example:")
         print(f"  python -c \"import duckdb; duckdb.connect('{wh}', read_only=True)"
               ".sql('select * from fct_retail_sales_monthly order by month_start_date desc limit 10').show()\"")
+    if dashboard_url:
+        print(f"Dashboard: {dashboard_url}")
+
+
+def _sample_fault(value: str) -> tuple[str, str]:
+    dataset, _, fault = value.partition("=")
+    if dataset not in DATASETS or fault.split(":")[0] not in FAULTS:
+        raise argparse.ArgumentTypeError(
+            f"expected DATASET=FAULT with DATASET in {', '.join(DATASETS)} and FAULT in {', '.join(FAULTS)}")
+    return dataset, fault
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the InsightFlow pipeline locally.")
     parser.add_argument("--sample", action="store_true", help="run offline on the deterministic sample data")
+    parser.add_argument("--sample-fault", type=_sample_fault, action="append", default=[], metavar="DATASET=FAULT",
+                        help="with --sample, serve a broken payload for a dataset to try the failure path "
+                             "(e.g. fuelprice=html)")
     parser.add_argument("--datasets", nargs="*", choices=sorted(DATASETS), help="only these datasets (default: all)")
     parser.add_argument("--home", help="INSIGHTFLOW_HOME to use (default: $INSIGHTFLOW_HOME or ./.insightflow)")
     parser.add_argument("--target", choices=["dev", "prod"], default="dev")
@@ -190,9 +203,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--fast-dbt", action="store_true",
                         help="run dbt as one task instead of one Prefect task per model and test (~3x faster)")
     args = parser.parse_args(argv)
-    summary = insightflow(datasets=args.datasets, sample=args.sample, home=args.home, target=args.target,
-                          full_refresh=args.full_refresh, run_dbt=not args.no_dbt, dbt_node_tasks=not args.fast_dbt)
-    _print_summary(summary)
+    if args.sample_fault and not args.sample:
+        parser.error("--sample-fault needs --sample")
+    run = console.run_flow(insightflow, datasets=args.datasets, sample=args.sample,
+                           sample_faults=dict(args.sample_fault) or None, home=args.home, target=args.target,
+                           full_refresh=args.full_refresh, run_dbt=not args.no_dbt, dbt_node_tasks=not args.fast_dbt)
+    if not run.state.is_completed():
+        print(f"\nInsightFlow run failed: {run.state.result(raise_on_failure=False)}", file=sys.stderr)
+        if run.dashboard_url:
+            print(f"Dashboard: {run.dashboard_url}", file=sys.stderr)
+        return 1
+    _print_summary(run.state.result(), run.dashboard_url)
     return 0
 
 
