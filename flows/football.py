@@ -38,6 +38,7 @@ from tasks.football_api import (
     resolve_token,
 )
 from tasks.football_load import SnowflakeLayout, copy_into_raw, load_raw_duckdb, stage_url
+from tasks.football.report import publish_football_report
 from tasks.football_sample import SAMPLE_TOKEN, SampleServer
 from tasks.lake import open_lake
 from tasks.locks import home_lock
@@ -135,6 +136,7 @@ def football(
                                   work_dir=home_dir / "dbt" / f"football-{target}")
 
     _publish(snapshots, dbt_summary)
+    report = None if dbt_summary is None else publish_football_report(target, home, snowflake_block)
     return {
         "target": target,
         "lake": lake.uri(),
@@ -142,6 +144,8 @@ def football(
         "snapshots": [s["key"] for s in snapshots],
         "loaded": loaded,
         "dbt": None if dbt_summary is None else f"{len(dbt_summary.nodes)} nodes in {dbt_summary.elapsed_s}s",
+        "report": None if report is None else f"artifact football-standings ({report.competitions} competitions, "
+                                              f"{report.charts} points charts)",
     }
 
 
@@ -157,6 +161,7 @@ def _print_summary(summary: dict[str, Any]) -> None:
         print("Query it, for example:")
         print(f"  python -c \"import duckdb; duckdb.connect('{summary['warehouse']}', read_only=True)"
               ".sql('select * from football.fct_football_team_top_scorers order by competition_code, position').show()\"")
+    print(f"Standings: {summary['report'] or 'not published (dbt did not run)'}")
 
 
 def main(argv: list[str] | None = None) -> int:

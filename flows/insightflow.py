@@ -33,6 +33,7 @@ from tasks.athena import load_dbt_prod_env
 from tasks.datasets import DATASETS
 from tasks.glue import update_catalog
 from tasks.ingest import LandResult, fetch_dataset, land_dataset, source_url, validate_dataset
+from tasks.insightflow.report import publish_insightflow_report
 from tasks.lake import LocalLake, open_lake
 from tasks.locks import home_lock
 from tasks.sample import sample_server
@@ -150,12 +151,15 @@ def insightflow(
                                           node_tasks=dbt_node_tasks)
 
     _publish(results, failures, dbt_summary)
+    report = None if dbt_summary is None else publish_insightflow_report(lake, target, home, dbt_summary, athena_block,
+                                                                         aws_credentials_block)
     summary = {
         "target": target,
         "lake": lake.uri(),
         "warehouse": str(config.warehouse_path(home)) if target == "dev" else "athena",
         "datasets": {n: r.status for n, r in results.items()} | {n: "failed" for n in failures},
         "dbt": None if dbt_summary is None else ("skipped" if dbt_summary.skipped else f"{len(dbt_summary.nodes)} nodes"),
+        "report": None if report is None else report.latest_uri,
     }
     if failures:
         listed = "; ".join(f"{name}: {cause}" for name, cause in sorted(failures.items()))
@@ -175,6 +179,7 @@ def _print_summary(summary: dict) -> None:
         print("Query it, for example:")
         print(f"  python -c \"import duckdb; duckdb.connect('{wh}', read_only=True)"
               ".sql('select * from fct_retail_sales_monthly order by month_start_date desc limit 10').show()\"")
+    print(f"\nReport:    {summary['report'] or 'not built (dbt did not run)'}")
 
 
 def main(argv: list[str] | None = None) -> int:
