@@ -133,7 +133,9 @@ def points_chart(points: dict[str, dict[int, int]], title: str) -> bytes:
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(color="#E5E5E5")
-    ax.legend(loc="upper left", fontsize=8, frameon=False, ncols=2 if len(points) > 10 else 1)
+    # Outside the axes: inside, the leaders' lines run straight through the top-left corner.
+    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8.5, frameon=False,
+              ncols=2 if len(points) > 12 else 1)
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
     fig.supxlabel("Source: football-data.org standings; mart fct_football_standings_history", x=0.01, ha="left",
