@@ -149,10 +149,12 @@ def insightflow(
             dbt_summary = build_warehouse(lake, target, env, home_dir / "dbt" / f"insightflow-{target}",
                                           failed=sorted(failures), full_refresh=full_refresh,
                                           node_tasks=dbt_node_tasks)
+        # Under the home lock, so a second run cannot interleave its report with this one's; not after a
+        # partial landing, whose marts are partly stale (the run fails with IngestFailed below).
+        report = (publish_insightflow_report(lake, target, home, dbt_summary, athena_block, aws_credentials_block)
+                  if dbt_summary is not None and not failures else None)
 
     _publish(results, failures, dbt_summary)
-    report = None if dbt_summary is None else publish_insightflow_report(lake, target, home, dbt_summary, athena_block,
-                                                                         aws_credentials_block)
     summary = {
         "target": target,
         "lake": lake.uri(),

@@ -1,9 +1,9 @@
 """The InsightFlow report: does Malaysian retail trade move with the pump price? Charts and findings from the marts.
 
-The last step of the flow, after dbt. It reads the marts through the warehouse the run used: the
-DuckDB file locally (under the home lock, so no writer is mid-build), and on ``target=prod`` Athena
-itself, with PyAthena (installed with dbt-athena) connecting through the same ``AthenaTarget`` and
-AWS credentials blocks dbt's prod target is built from. The SQL is plain enough for both engines;
+The last step of the flow, after dbt and still under the flow's home lock (so two runs on one home
+cannot interleave their reports). It reads the marts through the warehouse the run used: the DuckDB
+file locally, and on ``target=prod`` Athena itself, with PyAthena (installed with dbt-athena)
+connecting through the same ``AthenaTarget`` and AWS credentials blocks dbt's prod target is built from. The SQL is plain enough for both engines;
 the arithmetic (indexing, year-on-year growth, ranking) happens here, in Python, on a few hundred rows.
 
 It publishes the markdown artifact ``insightflow-report`` (charts as PNG data URIs, which Prefect's UI
@@ -32,7 +32,6 @@ from tasks.datasets import DATASETS
 from tasks.insightflow.findings import Findings, MartData, compute_findings, read_marts
 from tasks.insightflow.render import render_charts, render_html, render_markdown
 from tasks.lake import Lake, LocalLake
-from tasks.locks import home_lock
 from tasks.warehouse import inputs_fingerprint
 
 Query = Callable[[str], list[dict[str, Any]]]
@@ -110,8 +109,7 @@ def _read(target: str, home: str | None, athena_block: str, credentials_block: s
     source = "DuckDB" if target == "dev" else "Athena"
     try:
         if target == "dev":
-            with home_lock(config.insightflow_home(home), what="insightflow report"):
-                return read_marts(duckdb_query(config.warehouse_path(home)))
+            return read_marts(duckdb_query(config.warehouse_path(home)))
         return read_marts(athena_query(athena_block, credentials_block))
     except Exception as exc:
         raise RuntimeError(f"insightflow report: reading the marts from {source} failed: {exc}") from exc
@@ -158,7 +156,11 @@ def build_report(data: MartData, run_name: str, target: str, generated_at: str) 
 def publish_insightflow_report(lake: Lake, target: str, home: str | None, dbt_summary: Any,
                                athena_block: str = "insightflow-athena",
                                credentials_block: str = "insightflow-aws") -> ReportResult:
-    """Chart the marts, write the findings, and publish them as artifacts and an HTML page in the lake."""
+    """Chart the marts, write the findings, and publish them as artifacts and an HTML page in the lake.
+
+    Call it while holding the home lock (the flow does): it decides between republishing and rebuilding
+    from the lake's ``_state.json``, and two runs deciding at once would each write a report.
+    """
     logger = get_run_logger()
     started = time.perf_counter()
     run_name, stem = _run_label()
