@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+import socket
 import subprocess
 import sys
 import time
@@ -20,7 +21,6 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.conftest import REPO_ROOT, free_port
 from tests.report.test_football_report import add_earlier_matchday
 from tests.report.test_insightflow_report import PNG_URI
 
@@ -30,6 +30,15 @@ CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-b
 CHART_SELECTOR = 'img[src^="data:image/png"]'
 
 pytestmark = pytest.mark.e2e
+# Not imported from tests/conftest.py: importing it a second time, as tests.conftest, re-runs its module
+# code, which picks a new port and points PREFECT_API_URL at it for the rest of the session.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
