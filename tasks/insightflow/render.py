@@ -90,7 +90,7 @@ def caveat_sentences(found: Findings) -> list[tuple[str, list[str]]]:
 
 
 def _indexed(data: MartData) -> tuple[list[IndexSeries], date]:
-    complete = [r for r in data.headline if all(r[col] for _, _, col, _ in INDEXED)]
+    complete = [r for r in data.headline if all(r[col] is not None for _, _, col, _ in INDEXED)]
     if not complete:
         raise ValueError("fct_headline_vs_fuel_monthly has no month with sales, volume and all three prices")
     base = complete[0]

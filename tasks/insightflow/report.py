@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -29,12 +28,10 @@ from prefect.cache_policies import NO_CACHE
 
 from tasks import config
 from tasks.datasets import DATASETS
-from tasks.insightflow.findings import Findings, MartData, compute_findings, read_marts
+from tasks.insightflow.findings import Findings, MartData, Query, compute_findings, read_marts
 from tasks.insightflow.render import render_charts, render_html, render_markdown
 from tasks.lake import Lake, LocalLake
 from tasks.warehouse import inputs_fingerprint
-
-Query = Callable[[str], list[dict[str, Any]]]
 
 ARTIFACT_KEY = "insightflow-report"
 LINK_ARTIFACT_KEY = "insightflow-report-html"
