@@ -49,6 +49,7 @@ from tasks.football.api import (
     resolve_token,
 )
 from tasks.football.load import load_raw_duckdb
+from tasks.football.report import publish_football_report, republish_football_report
 from tasks.football.sample import SampleServer
 from tasks.football.sample_data import SAMPLE_TOKEN
 from tasks.football.snapshots import (
@@ -116,6 +117,7 @@ def football(
     season: int | None = None,
     target: Literal["dev", "prod"] = "dev",
     sample: bool = False,
+    sample_matchday: int | None = None,
     home: str | None = None,
     football_base_url: str | None = None,
     token_block: str = DEFAULT_TOKEN_BLOCK,
@@ -139,6 +141,8 @@ def football(
     with contextlib.ExitStack() as stack:
         if sample:
             server = stack.enter_context(SampleServer())
+            if sample_matchday is not None:  # the season as it stood after that many matchdays
+                server.play(sample_matchday)
             root, token = server.url, SAMPLE_TOKEN
             logger.info("sample mode: serving the deterministic football-data.org sample from %s", root)
         else:
@@ -183,6 +187,10 @@ def football(
             mark_synced(lake, plan, dbt_project if dbt_summary is not None else None)
 
     _publish(outcomes, plan, dbt_summary)
+    if dbt_summary is not None:
+        report = publish_football_report(lake, target, home, snowflake_block)
+    else:  # nothing rebuilt: the last published table is still the table, and no warehouse is opened
+        report = republish_football_report(lake)
     return {
         "target": target,
         "lake": lake.uri(),
@@ -191,6 +199,8 @@ def football(
         "unchanged": [f"{o.competition} {o.endpoint} {o.season} ({o.status})" for o in outcomes if not o.landed],
         "loaded": loaded,
         "dbt": None if dbt_summary is None else f"{len(dbt_summary.nodes)} nodes in {dbt_summary.elapsed_s}s",
+        "report": None if report is None else f"artifact football-standings ({report.competitions} competitions, "
+                                              f"{report.charts} points charts)",
     }
 
 
@@ -208,6 +218,7 @@ def _print_summary(summary: dict[str, Any], dashboard_url: str | None) -> None:
         print("Query it, for example:")
         print(f"  python -c \"import duckdb; duckdb.connect('{summary['warehouse']}', read_only=True)"
               ".sql('select * from football.fct_football_team_top_scorers order by competition_code, position').show()\"")
+    print(f"Standings: {summary['report'] or 'not published (dbt did not run)'}")
     if dashboard_url:
         print(f"Dashboard: {dashboard_url}")
 
@@ -215,6 +226,8 @@ def _print_summary(summary: dict[str, Any], dashboard_url: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the football pipeline locally.")
     parser.add_argument("--sample", action="store_true", help="run offline on the deterministic sample")
+    parser.add_argument("--sample-matchday", type=int, metavar="N",
+                        help="with --sample: the season as it stood after N matchdays (default: all played)")
     parser.add_argument("--competitions", nargs="*", default=["PL"], help="competition codes (default: PL)")
     parser.add_argument("--season", type=int, help="season start year (default: the current season)")
     parser.add_argument("--home", help="INSIGHTFLOW_HOME to use (default: $INSIGHTFLOW_HOME or ./.insightflow)")
@@ -224,7 +237,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-refresh", action="store_true", help="reload the lake and rebuild incremental models")
     args = parser.parse_args(argv)
     run = console.run_flow(football, competitions=args.competitions, season=args.season, sample=args.sample,
-                           home=args.home, target=args.target, run_dbt_build=not args.no_dbt,
+                           sample_matchday=args.sample_matchday, home=args.home, target=args.target, run_dbt_build=not args.no_dbt,
                            full_check=args.full_check, full_refresh=args.full_refresh)
     if not run.state.is_completed():
         print(f"\nFootball run failed: {run.state.result(raise_on_failure=False)}", file=sys.stderr)

@@ -36,6 +36,7 @@ from tasks.insightflow.catalog import update_catalog
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.fetch import fetch_dataset, source_url
 from tasks.insightflow.land import LandResult, land_dataset
+from tasks.insightflow.report import publish_insightflow_report
 from tasks.insightflow.sample import FAULTS, sample_server
 from tasks.insightflow.validate import validate_dataset
 from tasks.insightflow.warehouse import build_warehouse
@@ -150,6 +151,10 @@ def insightflow(
             dbt_summary = build_warehouse(lake, target, env, home_dir / "dbt" / f"insightflow-{target}",
                                           failed=sorted(failures), full_refresh=full_refresh,
                                           node_tasks=dbt_node_tasks)
+        # Under the home lock, so a second run cannot interleave its report with this one's; not after a
+        # partial landing, whose marts are partly stale (the run fails with IngestFailed below).
+        report = (publish_insightflow_report(lake, target, home, dbt_summary, athena_block, aws_credentials_block)
+                  if dbt_summary is not None and not failures else None)
 
     _publish(results, failures, dbt_summary)
     summary = {
@@ -158,6 +163,7 @@ def insightflow(
         "warehouse": str(config.warehouse_path(home)) if target == "dev" else "athena",
         "datasets": {n: r.status for n, r in results.items()} | {n: "failed" for n in failures},
         "dbt": None if dbt_summary is None else ("skipped" if dbt_summary.skipped else f"{len(dbt_summary.nodes)} nodes"),
+        "report": None if report is None else report.latest_uri,
     }
     if failures:
         listed = "; ".join(f"{name}: {cause}" for name, cause in sorted(failures.items()))
@@ -179,6 +185,7 @@ def _print_summary(summary: dict, dashboard_url: str | None) -> None:
               ".sql('select * from fct_retail_sales_monthly order by month_start_date desc limit 10').show()\"")
     if dashboard_url:
         print(f"Dashboard: {dashboard_url}")
+    print(f"\nReport:    {summary['report'] or 'not built (dbt did not run)'}")
 
 
 def _sample_fault(value: str) -> tuple[str, str]:

@@ -33,9 +33,9 @@ each cause where it starts, without changing what a deployment or a configured s
 from __future__ import annotations
 
 import contextlib
-import os
 import itertools
 import logging
+import os
 import time
 import warnings
 from collections.abc import Callable, Iterator

@@ -1,0 +1,189 @@
+"""The InsightFlow report: does Malaysian retail trade move with the pump price? Charts and findings from the marts.
+
+The last step of the flow, after dbt and still under the flow's home lock (so two runs on one home
+cannot interleave their reports). It reads the marts through the warehouse the run used: the DuckDB
+file locally, and on ``target=prod`` Athena itself, with PyAthena (installed with dbt-athena)
+connecting through the same ``AthenaTarget`` and AWS credentials blocks dbt's prod target is built from. The SQL is plain enough for both engines;
+the arithmetic (indexing, year-on-year growth, ranking) happens here, in Python, on a few hundred rows.
+
+It publishes the markdown artifact ``insightflow-report`` (charts as PNG data URIs, which Prefect's UI
+renders), a standalone HTML page in the lake (``reports/insightflow/<date>-<run>.html`` and
+``latest.html``; S3 in prod) and a link artifact to it. When dbt skipped its build because the marts'
+inputs are unchanged, and the report code is unchanged too, the last report is republished from the
+lake instead of queried and drawn again (well under a second).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.artifacts import create_link_artifact, create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from tasks.core import config
+from tasks.core.lake import Lake, LocalLake
+from tasks.insightflow.contracts import DATASETS
+from tasks.insightflow.findings import Findings, MartData, Query, compute_findings, read_marts
+from tasks.insightflow.render import render_charts, render_html, render_markdown
+from tasks.insightflow.warehouse import inputs_fingerprint
+
+ARTIFACT_KEY = "insightflow-report"
+LINK_ARTIFACT_KEY = "insightflow-report-html"
+PREFIX = "reports/insightflow"
+LATEST_HTML = f"{PREFIX}/latest.html"
+LATEST_MARKDOWN = f"{PREFIX}/latest.md"
+STATE_KEY = f"{PREFIX}/_state.json"
+_CODE = [Path(__file__).with_name(n) for n in ("report.py", "findings.py", "render.py", "charts.py")]
+
+
+@dataclass(frozen=True)
+class ReportResult:
+    """Where the report went and what it cost; returned to the flow for its summary."""
+
+    html_uri: str
+    latest_uri: str
+    reused: bool
+    seconds: float
+    markdown_bytes: int
+    png_bytes: dict[str, int]
+
+
+def report_fingerprint(lake: Lake, target: str) -> str:
+    """The marts' inputs (what dbt's skip decision hashes), the target and this report's own code."""
+    digest = hashlib.sha256(f"{target}|{inputs_fingerprint(lake, list(DATASETS))}".encode())
+    for path in _CODE:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def duckdb_query(warehouse: Path) -> Query:
+    """Run SQL on the DuckDB warehouse; read-only unless this process already holds it open read-write."""
+    import duckdb
+
+    def query(sql: str) -> list[dict[str, Any]]:
+        try:
+            con = duckdb.connect(str(warehouse), read_only=True)
+        except duckdb.ConnectionException:  # dbt-duckdb's instance in this process: reuse its configuration
+            con = duckdb.connect(str(warehouse))
+        try:
+            cursor = con.execute(sql)
+            names = [d[0] for d in cursor.description]
+            return [dict(zip(names, row)) for row in cursor.fetchall()]
+        finally:
+            con.close()
+
+    return query
+
+
+def athena_query(athena_block: str, credentials_block: str) -> Query:
+    """Run SQL on Athena in dbt's prod schema, with PyAthena and the AthenaTarget + AwsCredentials blocks."""
+    from prefect_aws import AwsCredentials
+    from pyathena import connect
+    from pyathena.cursor import DictCursor
+
+    from blocks.athena import AthenaTarget
+
+    athena = AthenaTarget.load(athena_block, _sync=True)
+    credentials = AwsCredentials.load(credentials_block, _sync=True)
+    endpoint = credentials.aws_client_parameters.endpoint_url
+
+    def query(sql: str) -> list[dict[str, Any]]:
+        with connect(s3_staging_dir=athena.s3_staging_dir, region_name=athena.region, work_group=athena.work_group,
+                     schema_name=athena.athena_schema, session=credentials.get_boto3_session(),
+                     cursor_class=DictCursor, **({"endpoint_url": str(endpoint)} if endpoint else {})) as con:
+            return list(con.cursor().execute(sql).fetchall())
+
+    return query
+
+
+def _read(target: str, home: str | None, athena_block: str, credentials_block: str) -> MartData:
+    source = "DuckDB" if target == "dev" else "Athena"
+    try:
+        if target == "dev":
+            return read_marts(duckdb_query(config.warehouse_path(home)))
+        return read_marts(athena_query(athena_block, credentials_block))
+    except Exception as exc:
+        raise RuntimeError(f"insightflow report: reading the marts from {source} failed: {exc}") from exc
+
+
+def _run_label() -> tuple[str, str]:
+    from prefect.runtime import flow_run
+
+    name = flow_run.name or "manual"
+    return name, f"{datetime.now(timezone.utc):%Y-%m-%d}-{name}"
+
+
+def _publish_artifacts(markdown: str, html_uri: str, run_name: str) -> None:
+    create_markdown_artifact(markdown, key=ARTIFACT_KEY,
+                             description="Retail trade vs pump prices: charts and findings from the InsightFlow marts")
+    link = Path(html_uri).as_uri() if not html_uri.startswith("s3://") else html_uri
+    create_link_artifact(link, link_text=f"InsightFlow report (HTML, run {run_name})", key=LINK_ARTIFACT_KEY,
+                         description="Standalone HTML copy of the report in the lake; opens offline.")
+
+
+def _republish(lake: Lake, state: dict, run_name: str, started: float) -> ReportResult | None:
+    markdown = lake.read(LATEST_MARKDOWN)
+    if markdown is None or lake.read(state["html_key"]) is None:
+        return None
+    note = (f"> Republished by run {run_name}: the marts' inputs are unchanged since run {state['run_name']} "
+            f"({state['generated_at']}), so this is that run's report.\n\n")
+    text = note + markdown.decode()
+    _publish_artifacts(text, lake.uri(state["html_key"]), run_name)
+    return ReportResult(html_uri=lake.uri(state["html_key"]), latest_uri=lake.uri(LATEST_HTML), reused=True,
+                        seconds=round(time.perf_counter() - started, 3), markdown_bytes=len(text.encode()),
+                        png_bytes=state.get("png_bytes", {}))
+
+
+def build_report(data: MartData, run_name: str, target: str, generated_at: str) -> tuple[Findings, str, str, dict]:
+    """Findings, markdown and HTML for ``data``; also each chart's PNG size."""
+    found = compute_findings(data)
+    charts = render_charts(data, found)
+    header = {"run_name": run_name, "target": target, "generated_at": generated_at}
+    return (found, render_markdown(found, charts, header), render_html(found, charts, header),
+            {name: len(png) for name, (_, png) in charts.items()})
+
+
+@task(name="insightflow-report", cache_policy=NO_CACHE)
+def publish_insightflow_report(lake: Lake, target: str, home: str | None, dbt_summary: Any,
+                               athena_block: str = "insightflow-athena",
+                               credentials_block: str = "insightflow-aws") -> ReportResult:
+    """Chart the marts, write the findings, and publish them as artifacts and an HTML page in the lake.
+
+    Call it while holding the home lock (the flow does): it decides between republishing and rebuilding
+    from the lake's ``_state.json``, and two runs deciding at once would each write a report.
+    """
+    logger = get_run_logger()
+    started = time.perf_counter()
+    run_name, stem = _run_label()
+    fingerprint = report_fingerprint(lake, target)
+    state = lake.read_json(STATE_KEY) or {}
+    if getattr(dbt_summary, "skipped", False) and state.get("fingerprint") == fingerprint:
+        reused = _republish(lake, state, run_name, started)
+        if reused is not None:
+            logger.info("report: marts unchanged; republished %s in %.3fs", reused.html_uri, reused.seconds)
+            return reused
+
+    generated_at = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    _, markdown, html, png_bytes = build_report(_read(target, home, athena_block, credentials_block),
+                                                run_name, target, generated_at)
+    html_key = f"{PREFIX}/{stem}.html"
+    lake.write(html_key, html.encode())
+    lake.write(LATEST_HTML, html.encode())
+    lake.write(LATEST_MARKDOWN, markdown.encode())
+    lake.write_json(STATE_KEY, {"fingerprint": fingerprint, "html_key": html_key, "run_name": run_name,
+                                "generated_at": generated_at, "png_bytes": png_bytes})
+    _publish_artifacts(markdown, lake.uri(html_key), run_name)
+    result = ReportResult(html_uri=lake.uri(html_key), latest_uri=lake.uri(LATEST_HTML), reused=False,
+                          seconds=round(time.perf_counter() - started, 3), markdown_bytes=len(markdown.encode()),
+                          png_bytes=png_bytes)
+    logger.info("report: %s in %.2fs (markdown %d bytes; PNGs %s)", result.html_uri, result.seconds,
+                result.markdown_bytes, png_bytes)
+    if isinstance(lake, LocalLake):
+        logger.info("report: open %s in a browser", Path(result.latest_uri).as_uri())
+    return result

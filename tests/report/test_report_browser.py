@@ -1,0 +1,132 @@
+"""The reports as a person sees them: both flows run from the command line against a real Prefect server with
+its UI, then headless Chromium opens each artifact page and checks that every chart image decoded and the
+findings text is on the page. Screenshots stay in the test's tmp dir.
+
+The session server in tests/conftest.py runs without the UI, so this module starts its own. Chromium is
+Debian's package (``.ci/install-chromium``), driven by Playwright's Python package through
+``executable_path``: Playwright's own browser download cannot work offline.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from tasks.core.prefect_server import local_prefect_server
+from tests.report.test_insightflow_report import PNG_URI
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run"]
+CHART_SELECTOR = 'img[src^="data:image/png"]'
+
+pytestmark = pytest.mark.e2e
+# Not imported from tests/conftest.py: importing it a second time, as tests.conftest, re-runs its module
+# code, which picks a new port and points PREFECT_API_URL at it for the rest of the session.
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def ui_server(tmp_path_factory) -> Iterator[str]:
+    """A Prefect server with its UI on a free port; yields the base URL (no /api)."""
+    if not Path(CHROMIUM).exists():
+        message = f"{CHROMIUM} is missing: run .ci/install-chromium (Debian's chromium package)"
+        if os.environ.get("CI"):
+            pytest.fail(message)
+        pytest.skip(message)
+    with local_prefect_server(tmp_path_factory.mktemp("ui-server"), ui=True) as server:
+        deadline = time.monotonic() + 60
+        while httpx.get(server.ui_url, timeout=5).status_code != 200:  # the UI's static files, after the API
+            assert time.monotonic() < deadline, "the Prefect UI did not answer within 60 s"
+            time.sleep(0.5)
+        yield server.ui_url
+
+
+def run_cli(script: str, args: list[str], api_url: str) -> str:
+    """Run a flow the way the README says, against ``api_url``; returns its stdout."""
+    env = {**os.environ, "PREFECT_API_URL": api_url}
+    done = subprocess.run([sys.executable, str(REPO_ROOT / "flows" / script), *args], cwd=REPO_ROOT, env=env,
+                          capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+def newest_artifact(url: str, key: str) -> dict:
+    response = httpx.post(f"{url}/api/artifacts/filter", timeout=30,
+                          json={"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1})
+    response.raise_for_status()
+    return response.json()[0]
+
+
+@pytest.fixture(scope="module")
+def published(ui_server, tmp_path_factory) -> dict:
+    """Both flows on the sample; football twice around an earlier matchday so its artifact has points charts."""
+    home = tmp_path_factory.mktemp("home")
+    api = f"{ui_server}/api"
+    out = run_cli("insightflow.py", ["--sample", "--fast-dbt", "--home", str(home)], api)
+    # Two ticks of the season (after matchday 9, then all played): two snapshots, so a points chart.
+    run_cli("football.py", ["--sample", "--sample-matchday", "9", "--competitions", "PL", "BL1", "--home", str(home)], api)
+    football_out = run_cli("football.py", ["--sample", "--competitions", "PL", "BL1", "--home", str(home)], api)
+    return {"home": home, "stdout": out, "football_stdout": football_out,
+            "report": newest_artifact(ui_server, "insightflow-report"),
+            "standings": newest_artifact(ui_server, "football-standings")}
+
+
+def look_at_artifact(url: str, artifact: dict, screenshot: Path) -> tuple[list[int], str]:
+    """Open the artifact page in Chromium; returns each chart's naturalWidth and the page text."""
+    from playwright.sync_api import sync_playwright
+
+    charts = len(PNG_URI.findall(artifact["data"]))
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 3400})
+            page.goto(f"{url}/artifacts/artifact/{artifact['id']}", wait_until="networkidle", timeout=90_000)
+            page.wait_for_function(f"n => document.querySelectorAll('{CHART_SELECTOR}').length >= n", arg=charts,
+                                   timeout=60_000)
+            page.wait_for_function(f"() => [...document.querySelectorAll('{CHART_SELECTOR}')].every(i => i.complete)",
+                                   timeout=30_000)
+            widths = page.eval_on_selector_all(CHART_SELECTOR, "images => images.map(i => i.naturalWidth)")
+            text = page.inner_text("body")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return widths, text
+
+
+def test_insightflow_cli_ends_by_printing_where_the_html_report_is(published):
+    last = published["stdout"].strip().splitlines()[-1]
+    match = re.fullmatch(r"Report:\s+(\S+)", last)
+    assert match, last
+    page = Path(match.group(1))
+    assert page == published["home"] / "lake" / "reports" / "insightflow" / "latest.html" and page.is_file()
+    assert len(PNG_URI.findall(page.read_text())) == 3
+
+
+def test_report_artifact_page_shows_every_chart_and_the_findings(ui_server, published, tmp_path):
+    artifact = published["report"]
+    widths, text = look_at_artifact(ui_server, artifact, tmp_path / "insightflow-report.png")
+    assert len(widths) == 3 and all(w > 0 for w in widths), widths
+    strongest = re.search(r"r = [+-]\d\.\d{3} over n = \d+ months", artifact["data"]).group(0)
+    for shown in ("Findings", "Strongest links", "Weakest links", "Latest prices", "Caveats",
+                  "Correlation is not causation", strongest):
+        assert shown in text, shown
+
+
+def test_standings_artifact_page_shows_tables_scorers_and_points_charts(ui_server, published, tmp_path):
+    artifact = published["standings"]
+    assert "2 points charts" in published["football_stdout"]
+    widths, text = look_at_artifact(ui_server, artifact, tmp_path / "football-standings.png")
+    assert len(widths) == 2 and all(w > 0 for w in widths), widths
+    leaders = re.findall(r"^\| 1 \| ([^|]+) \|", artifact["data"], re.M)
+    assert len(leaders) >= 2
+    for shown in ("Premier League (PL)", "Bundesliga (BL1)", "Top scorers", *[name.strip() for name in leaders]):
+        assert shown in text, shown
