@@ -28,12 +28,12 @@ import statistics
 import sys
 import time
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import CouldNotMeasure, Report, prefect_server, workdir  # noqa: E402
+from bench._common import CouldNotMeasure, Report, prefect_server, workdir
 
 MATCHDAYS = 38
 CODE = "PL"
@@ -157,7 +157,7 @@ def run_season(ticks: int, flow_changed: int, home: Path, report: Report) -> Sea
                 if landed == 0:
                     season.dbt_nodes_unchanged += len(nodes)
             if landed:
-                season.played_at[matchday or 0] = datetime.now(timezone.utc).replace(tzinfo=None)
+                season.played_at[matchday or 0] = datetime.now(UTC).replace(tzinfo=None)
             elif matchday is not None:
                 raise CouldNotMeasure(f"tick {tick}: matchday {matchday} was played but nothing landed")
             if tick % 250 == 0:

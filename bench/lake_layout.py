@@ -20,7 +20,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import CouldNotMeasure, Report, tree_stats, workdir  # noqa: E402
+from bench._common import CouldNotMeasure, Report, tree_stats, workdir
 
 ORIGINAL_GRAIN = {"fuelprice": "day", "iowrt": "month", "iowrt_3d": "month", "msic": None}
 

@@ -23,7 +23,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench._common import (  # noqa: E402
+from bench._common import (
     SERIES,
     CouldNotMeasure,
     Report,
@@ -60,7 +60,7 @@ def _fetched(name: str, payload: bytes):
                    sha256=hashlib.sha256(payload).hexdigest())
 
 
-def land_table(lake, name: str, table) -> "object":
+def land_table(lake, name: str, table) -> object:
     from tasks.insightflow.contracts import DATASETS
     from tasks.insightflow.land import land
     from tasks.insightflow.validate import conform
@@ -127,7 +127,7 @@ def main(argv: list[str] | None = None) -> int:
                 land_table(lake, name, SAMPLE_TABLES[name]())
             land_table(lake, "msic", msic_for_groups(codes))
             big = iowrt_3d_scaled(rows)
-            landed = land_table(lake, "iowrt_3d", big)
+            land_table(lake, "iowrt_3d", big)
             files, size = tree_stats(home / "lake" / "raw" / "iowrt_3d")
             report.info(f"landed iowrt_3d: {big.num_rows:,} rows ({groups:,} groups × {n_months} months × 3 series), "
                         f"{files} files, {size / 2**20:.0f} MiB, in {time.perf_counter() - started:.1f} s")

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 from prefect.blocks.core import Block
 from pydantic import Field
 
@@ -45,7 +43,7 @@ class AthenaTarget(Block):
         title="S3 data dir",
         description="s3:// folder dbt-athena writes table data to (dbt-athena's s3_data_dir).",
     )
-    crawler_name: Optional[str] = Field(
+    crawler_name: str | None = Field(
         default=None,
         description="Glue crawler over the lake's raw/ folder, for the 'crawler' catalog mode; leave empty to register partitions directly.",
     )

@@ -46,7 +46,7 @@ class RetryPolicy:
     connect_timeout_s: float = 10.0
 
     @classmethod
-    def from_env(cls, **overrides: float) -> "RetryPolicy":
+    def from_env(cls, **overrides: float) -> RetryPolicy:
         env = os.environ
         values = {
             "attempts": int(env.get("INSIGHTFLOW_HTTP_ATTEMPTS", cls.attempts)),

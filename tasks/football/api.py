@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 from prefect import task
@@ -218,7 +218,7 @@ def fetch(
         raise FootballApiError(competition, endpoint, exc.cause, status=exc.status, transient=exc.transient) from None
     return Fetched(
         competition=competition, endpoint=endpoint, season=season, url=url, body=response.content,
-        content_type=response.headers.get("content-type", ""), fetched_at=datetime.now(timezone.utc),
+        content_type=response.headers.get("content-type", ""), fetched_at=datetime.now(UTC),
         status=response.status_code, etag=response.headers.get("ETag"),
         last_modified=response.headers.get("Last-Modified"),
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from prefect import task
@@ -55,7 +55,7 @@ def validate(document: Any, endpoint: str) -> list[str]:
         tables = document.get("standings")
         totals = [t for t in tables or [] if isinstance(t, dict) and t.get("type") == "TOTAL"]
         if not isinstance(tables, list) or not totals:
-            return problems + ["no standings table of type TOTAL"]
+            return [*problems, "no standings table of type TOTAL"]
         for table in totals:
             rows = table.get("table")
             if not isinstance(rows, list) or not rows:
@@ -67,7 +67,7 @@ def validate(document: Any, endpoint: str) -> list[str]:
     else:
         scorers = document.get("scorers")
         if not isinstance(scorers, list):
-            return problems + ["missing scorers list"]
+            return [*problems, "missing scorers list"]
         for i, row in enumerate(scorers):
             if gaps := _missing(row, SCORER_FIELDS):
                 problems.append(f"scorers row {i}: missing {', '.join(gaps)}")
@@ -94,12 +94,12 @@ def season_of(fetched: Fetched, document: dict[str, Any] | None) -> str:
 
 
 def raw_key(fetched: Fetched, season: str) -> str:
-    stamp = fetched.fetched_at.astimezone(timezone.utc).strftime(FETCHED_AT_FORMAT)
+    stamp = fetched.fetched_at.astimezone(UTC).strftime(FETCHED_AT_FORMAT)
     return f"{RAW_PREFIX}/{fetched.endpoint}/competition={fetched.competition}/season={season}/{stamp}.json"
 
 
 def quarantine_key(fetched: Fetched, season: str) -> str:
-    stamp = fetched.fetched_at.astimezone(timezone.utc).strftime(FETCHED_AT_FORMAT)
+    stamp = fetched.fetched_at.astimezone(UTC).strftime(FETCHED_AT_FORMAT)
     suffix = "json" if "json" in fetched.content_type else "html" if "html" in fetched.content_type else "bin"
     return f"{QUARANTINE_PREFIX}/{fetched.endpoint}/competition={fetched.competition}/season={season}/{stamp}.{suffix}"
 
@@ -123,7 +123,7 @@ def parse_raw_key(key: str) -> dict[str, str] | None:
     if not match:
         return None
     parts = match.groupdict()
-    at = datetime.strptime(parts["fetched_at"], FETCHED_AT_FORMAT).replace(tzinfo=timezone.utc)
+    at = datetime.strptime(parts["fetched_at"], FETCHED_AT_FORMAT).replace(tzinfo=UTC)
     return {**parts, "fetched_at": at.isoformat()}
 
 

@@ -16,7 +16,7 @@ prod (COPY INTO Snowflake): ``tasks/football/snowflake.py``.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -53,7 +53,7 @@ def _duckdb_ddl() -> list[str]:
 
 
 def utc_naive(iso: str) -> datetime:
-    return datetime.fromisoformat(iso).astimezone(timezone.utc).replace(tzinfo=None)
+    return datetime.fromisoformat(iso).astimezone(UTC).replace(tzinfo=None)
 
 
 def season_groups(snapshots: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str, int], list[Mapping[str, Any]]]:
@@ -88,7 +88,7 @@ def load_duckdb(lake: Lake, warehouse: Path, keys: Mapping[str, Iterable[str]] |
 
     warehouse.parent.mkdir(parents=True, exist_ok=True)
     added: dict[str, int] = {}
-    loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
     with duckdb.connect(str(warehouse)) as con:
         for statement in _duckdb_ddl():
             con.execute(statement)

@@ -73,7 +73,7 @@ def duckdb_query(warehouse: str) -> Query:
         try:
             cursor = con.execute(sql)
             names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         finally:
             con.close()
 

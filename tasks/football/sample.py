@@ -24,7 +24,7 @@ import threading
 import time
 from collections import defaultdict, deque
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -168,7 +168,7 @@ class SampleServer:
         if parts[3] == "standings":
             document = standings(code, season, played)
         else:
-            stamp = datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if self.volatile else None
+            stamp = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ") if self.volatile else None
             document = scorers(code, season, limit, played, updated=stamp)
         body = json.dumps(document, ensure_ascii=False).encode()
         if self.conditional:
@@ -185,11 +185,11 @@ class SampleServer:
         body = json.dumps({"message": message, "errorCode": status}).encode()
         return status, body, "application/json;charset=UTF-8", headers
 
-    def start(self) -> "SampleServer":
+    def start(self) -> SampleServer:
         server = self
 
         class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:  # noqa: N802 (http.server's naming)
+            def do_GET(self) -> None:
                 parsed = urlparse(self.path)
                 conditions = {name: self.headers[name] for name in ("If-None-Match", "If-Modified-Since")
                               if self.headers.get(name)}
@@ -218,7 +218,7 @@ class SampleServer:
             self._httpd.server_close()
             self._httpd = None
 
-    def __enter__(self) -> "SampleServer":
+    def __enter__(self) -> SampleServer:
         return self.start()
 
     def __exit__(self, *exc: object) -> None:

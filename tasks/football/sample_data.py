@@ -187,7 +187,7 @@ def scorers(code: str, season: int = SAMPLE_SEASON, limit: int = 10, played: int
         tally = [0] * len(SCORER_WEIGHTS)
         for _ in range(goals_for[team[0]]):
             tally[rng.choices(range(len(SCORER_WEIGHTS)), weights=SCORER_WEIGHTS)[0]] += 1
-        for player, goals in zip(players, tally):
+        for player, goals in zip(players, tally, strict=False):
             if goals:
                 rows.append({
                     "player": player, "team": {**_team(team), "address": None, "website": None, "founded": None,

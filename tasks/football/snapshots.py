@@ -27,7 +27,7 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -69,7 +69,7 @@ def content_sha256(document: dict[str, Any], endpoint: str) -> str:
 
 
 def _iso(at: datetime) -> str:
-    return at.astimezone(timezone.utc).isoformat(timespec="microseconds")
+    return at.astimezone(UTC).isoformat(timespec="microseconds")
 
 
 def read_manifest(lake: Lake, competition: str, endpoint: str) -> dict[str, Any]:
@@ -268,7 +268,7 @@ def plan_sync(lake: Lake, outcomes: list[Outcome], target: str, dbt_project: str
 
 def mark_synced(lake: Lake, plan: SyncPlan, dbt_project: str | None) -> None:
     """Record in each manifest which snapshot ``plan.target`` now holds (after a successful load and build)."""
-    at = _iso(datetime.now(timezone.utc))
+    at = _iso(datetime.now(UTC))
     by_manifest: dict[tuple[str, str], list[tuple[str, str]]] = {}
     for competition, endpoint, season, key in plan.marks:
         by_manifest.setdefault((competition, endpoint), []).append((season, key))

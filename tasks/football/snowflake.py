@@ -271,7 +271,7 @@ def copy_into_raw(block_name: str, storage_integration: str | None, competitions
 def _is_transient_snowflake_error(state: Any) -> bool:
     try:
         state.result()
-    except Exception as exc:  # noqa: BLE001 (classifying whatever the connector raised)
+    except Exception as exc:
         from snowflake.connector.errors import OperationalError, ProgrammingError
 
         return isinstance(exc, OperationalError) and not isinstance(exc, ProgrammingError)

@@ -32,7 +32,7 @@ CatalogMode = Literal["partitions", "crawler"]
 def _is_transient(task, task_run, state) -> bool:
     try:
         state.result()
-    except Exception as exc:  # noqa: BLE001 - we only classify here
+    except Exception as exc:
         from botocore.exceptions import ConnectionError as BotoConnectionError
 
         return _error_code(exc) in TRANSIENT_GLUE_ERRORS or isinstance(exc, BotoConnectionError)

@@ -75,7 +75,7 @@ def prices_vs_sales_chart(series: Sequence[IndexSeries], base_month: date, sourc
     fig, ax = _figure("prices-vs-sales", 9, 5.4,
                       "Retail & wholesale trade vs pump prices, indexed", source)
     for line in series:
-        xs, ys = zip(*line.points)
+        xs, ys = zip(*line.points, strict=True)
         ax.plot(xs, ys, label=line.label, color=COLOURS[line.colour_key], linewidth=1.8,
                 linestyle="--" if line.dashed else "-")
     ax.axhline(100, color="#888888", linewidth=0.8)
@@ -135,7 +135,7 @@ def yoy_growth_chart(rows: Sequence[dict], month: date, source: str, highlight: 
     for i, value in enumerate(values):
         ax.annotate(f"{value:+.1f}%", xy=(value, i), xytext=(3 if value >= 0 else -3, 0), textcoords="offset points",
                     ha="left" if value >= 0 else "right", va="center", fontsize=8)
-    low, high = min(values + [0.0]), max(values + [0.0])
+    low, high = min([*values, 0.0]), max([*values, 0.0])
     pad = (high - low) * 0.12 or 1.0
     ax.set_xlim(low - pad if low < 0 else 0, high + pad)
     ax.axvline(0, color="#444444", linewidth=0.8)

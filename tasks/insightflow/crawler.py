@@ -9,7 +9,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 # Crawler polling: a crawl over a few hundred small Parquet files takes 1-3 minutes, most of it
@@ -75,7 +75,7 @@ def run_crawler(
     Raises ``CrawlerFailed`` with the crawler's own message if the crawl failed or was cancelled,
     and ``TimeoutError`` after ``timeout_s`` (the crawl keeps running in AWS; the next run joins it).
     """
-    started, asked_at = clock(), datetime.now(timezone.utc)
+    started, asked_at = clock(), datetime.now(UTC)
     joined = False
     try:
         glue.start_crawler(Name=name)
@@ -94,7 +94,7 @@ def run_crawler(
             last_start = (crawler.get("LastCrawl") or {}).get("StartTime")
             ours = seen_running or (
                 isinstance(last_start, datetime)
-                and last_start.astimezone(timezone.utc) >= asked_at - CLOCK_SKEW
+                and last_start.astimezone(UTC) >= asked_at - CLOCK_SKEW
             )
             if ours:
                 status = _crawl_outcome(name, crawler)

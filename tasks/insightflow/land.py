@@ -10,7 +10,7 @@ from __future__ import annotations
 import hashlib
 import io
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Literal
 
 import pyarrow as pa
@@ -95,7 +95,7 @@ def land(lake: Lake, dataset: Dataset, table: pa.Table, fetched: Fetched) -> Lan
         result.partitions_written.append(partition)
     manifest = {
         "dataset": dataset.name,
-        "landed_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "landed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": table.num_rows,
         "columns": result.columns,
         "source": {"url": fetched.url, "etag": fetched.etag, "last_modified": fetched.last_modified,
@@ -137,7 +137,7 @@ def land_dataset(validated: Validated, lake: Lake) -> LandResult:
         if fetched.status == "same_content":
             remember_source(lake, fetched)
         previous = lake.read_json(manifest_key(fetched.dataset)) or {}
-        parts = sorted((previous.get("partitions") or {}))
+        parts = sorted(previous.get("partitions") or {})
         return LandResult(dataset=fetched.dataset, status="unchanged", rows=previous.get("rows", 0),
                           bytes=sum(p.get("bytes", 0) for p in (previous.get("partitions") or {}).values()),
                           partitions_unchanged=parts, columns=[tuple(c) for c in previous.get("columns", [])],

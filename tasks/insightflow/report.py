@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +74,7 @@ def duckdb_query(warehouse: Path) -> Query:
         try:
             cursor = con.execute(sql)
             names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row)) for row in cursor.fetchall()]
+            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
         finally:
             con.close()
 
@@ -116,7 +116,7 @@ def _run_label() -> tuple[str, str]:
     from prefect.runtime import flow_run
 
     name = flow_run.name or "manual"
-    return name, f"{datetime.now(timezone.utc):%Y-%m-%d}-{name}"
+    return name, f"{datetime.now(UTC):%Y-%m-%d}-{name}"
 
 
 def _publish_artifacts(markdown: str, html_uri: str, run_name: str) -> None:
@@ -169,7 +169,7 @@ def publish_insightflow_report(lake: Lake, target: str, home: str | None, dbt_su
             logger.info("report: marts unchanged; republished %s in %.3fs", reused.html_uri, reused.seconds)
             return reused
 
-    generated_at = f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M} UTC"
+    generated_at = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
     _, markdown, html, png_bytes = build_report(_read(target, home, athena_block, credentials_block),
                                                 run_name, target, generated_at)
     html_key = f"{PREFIX}/{stem}.html"

@@ -96,9 +96,7 @@ class SampleServer:
         record = {"path": path, "status": None, "if_none_match": handler.headers.get("If-None-Match")}
         self.requests.append(record)  # recorded on arrival, so slow responses count before they finish
         status, headers, body = 200, {}, content
-        if content is None:
-            status, body = 404, b"<html><body>Not Found</body></html>"
-        elif mode == "404":
+        if content is None or mode == "404":
             status, body = 404, b"<html><body>Not Found</body></html>"
         elif mode == "5xx" and seen < int(arg or 10**6):
             status, body = 503, b"<html><body>Service Unavailable</body></html>"
@@ -140,13 +138,13 @@ class SampleServer:
                 pass
 
     @contextmanager
-    def running(self) -> Iterator["SampleServer"]:
+    def running(self) -> Iterator[SampleServer]:
         owner = self
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"
 
-            def do_GET(self) -> None:  # noqa: N802 (http.server API)
+            def do_GET(self) -> None:
                 owner._respond(self)
 
             def log_message(self, *args) -> None:

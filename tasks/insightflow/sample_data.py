@@ -92,7 +92,7 @@ def fuelprice_table() -> pa.Table:
     dates, series, cols = [], [], {k: [] for k in ("ron95", "ron97", "diesel", "diesel_eastmsia", "ron95_budi95")}
     previous = None
     for row in levels:
-        values = dict(zip(cols, row[1:]))
+        values = dict(zip(cols, row[1:], strict=True))
         dates.append(row[0]); series.append("level")
         for k in cols:
             cols[k].append(values[k])
@@ -116,7 +116,7 @@ def _monthly_fuel_index() -> dict[date, float]:
 
 def _series_rows(months: list[date], sales: list[float], volume: list[float]) -> list[tuple]:
     """'abs' rows plus growth_yoy / growth_mom (percent) where the base month exists."""
-    rows = [("abs", m, s, v) for m, s, v in zip(months, sales, volume)]
+    rows = [("abs", m, s, v) for m, s, v in zip(months, sales, volume, strict=True)]
     for i, m in enumerate(months):
         if i >= 12:
             rows.append(("growth_yoy", m, round(100 * (sales[i] / sales[i - 12] - 1), 1),
@@ -155,7 +155,7 @@ def iowrt_table() -> pa.Table:
     detail = iowrt_3d_table().filter(pa.compute.equal(pa.compute.field("series"), "abs"))
     months = _months()
     by_month: dict[date, list[float]] = {}
-    for d, s, v in zip(detail["date"].to_pylist(), detail["sales"].to_pylist(), detail["volume"].to_pylist()):
+    for d, s, v in zip(detail["date"].to_pylist(), detail["sales"].to_pylist(), detail["volume"].to_pylist(), strict=True):
         acc = by_month.setdefault(d, [0.0, 0.0, 0])
         acc[0] += s; acc[1] += v; acc[2] += 1
     sales = [round(by_month[m][0], 1) for m in months]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import re
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -179,7 +179,7 @@ def conform(dataset: Dataset, url: str, table: pa.Table) -> pa.Table:
 
 def quarantine(lake: Lake, fetched: Fetched, error: Exception) -> str:
     """Keep a rejected payload and the reason under ``quarantine/<dataset>/``; returns its folder key."""
-    stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%fZ")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     folder = f"quarantine/{fetched.dataset}/{stamp}-{(fetched.sha256 or 'empty')[:12]}"
     lake.write(f"{folder}/payload.bin", fetched.content or b"")
     lake.write_json(f"{folder}/error.json", {

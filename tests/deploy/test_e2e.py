@@ -9,6 +9,7 @@ sample with ``--params``, and the prefect-docker build/push steps run against a 
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 import subprocess
@@ -33,9 +34,8 @@ def client_for(server):
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: server.api_url}):
-        with get_client(sync_client=True) as client:
-            yield client
+    with temporary_settings(updates={PREFECT_API_URL: server.api_url}), get_client(sync_client=True) as client:
+        yield client
 
 
 def deploy_env(server, engine, **extra):
@@ -168,7 +168,7 @@ def test_deployments_run_through_a_worker_and_failures_alert(e2e_server, fake_do
         )
         for name in ("insightflow-daily", "football-standings")
     ]
-    for name, proc in zip(("insightflow-daily", "football-standings"), deploys):
+    for name, proc in zip(("insightflow-daily", "football-standings"), deploys, strict=True):
         assert proc.wait(timeout=300) == 0, processes.log(f"deploy-{name}")[-4000:]
     timings["deploy both"] = time.monotonic() - started
 
@@ -222,7 +222,7 @@ def test_deployments_run_through_a_worker_and_failures_alert(e2e_server, fake_do
         timings["pair + failing run (sequential via the slot)"] = time.monotonic() - t0
         assert [r.state.type.value for r in pair_runs] == ["COMPLETED", "COMPLETED"], [r.state for r in pair_runs]
         intervals = sorted((r.start_time, r.end_time) for r in runs)
-        for (_, end), (next_start, _) in zip(intervals, intervals[1:]):
+        for (_, end), (next_start, _) in itertools.pairwise(intervals):
             assert end <= next_start, f"runs of one deployment overlapped: {intervals}"
         assert failing.state.type.value == "FAILED", failing.state
 

@@ -9,11 +9,12 @@ from prefect.yaml read here with PyYAML, not from flows/serve.py.
 
 from __future__ import annotations
 
+import itertools
 import os
 import signal
 import sys
 import time
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 import yaml
@@ -180,11 +181,11 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
     assert served["football-standings"].schedules[0].schedule.interval == timedelta(seconds=300)
 
     # The server turns those schedules into runs at the declared times (a day ahead: none becomes due).
-    tomorrow = datetime.now(timezone.utc).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
+    tomorrow = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
     daily = scheduled_times(server, served["insightflow-daily"].id, tomorrow)
     assert daily == [tomorrow + timedelta(days=d, hours=5) for d in range(3)], daily
     football = scheduled_times(server, served["football-standings"].id, tomorrow)
-    assert len(football) == 3 and [b - a for a, b in zip(football, football[1:])] == [timedelta(seconds=300)] * 2
+    assert len(football) == 3 and [b - a for a, b in itertools.pairwise(football)] == [timedelta(seconds=300)] * 2
 
     # Both deployments through the CLI. dbt runs as one call (dbt_node_tasks=false) and football skips
     # it: the per-node tasks add ~30 s each and are covered by tests/integration and tests/football.

@@ -51,7 +51,7 @@ def _teach_fakesnow_copy() -> None:
     def inserts(expr, params, urls, parquet_info=None):
         statements = original_inserts(expr, params, urls, parquet_info)
         root = getattr(_copy_state, "stage_root", "")
-        for statement, url in zip(statements, urls):
+        for statement, url in zip(statements, urls, strict=False):
             relative = url[len(root):] if root and url.startswith(root) else url
             for column in list(statement.find_all(exp.Column)):
                 if column.name.lower() == "metadata$filename":

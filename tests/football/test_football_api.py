@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import httpx
 import pytest
@@ -110,7 +110,7 @@ def test_resolve_token_without_block_or_variable_names_both():
 
 def _fetched(endpoint: str, body: bytes, content_type: str = "application/json") -> Fetched:
     return Fetched(competition="PL", endpoint=endpoint, season=None, url="http://x", body=body,
-                   content_type=content_type, fetched_at=datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=timezone.utc))
+                   content_type=content_type, fetched_at=datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC))
 
 
 def _without(document: dict, path: list) -> dict:

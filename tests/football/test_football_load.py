@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -18,7 +18,7 @@ from tasks.football.sample_data import scorers, standings
 from tasks.football.snowflake import SnowflakeLayout, copy_files_sql, copy_sql, load_snowflake, snowflake_ddl, stage_url
 from tests.football.conftest import fakesnow_connector
 
-START = datetime(2025, 3, 1, 12, 0, tzinfo=timezone.utc)
+START = datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
 
 
 def _land_sample(lake, codes=("PL", "BL1"), at: datetime = START) -> list[str]:
@@ -89,8 +89,7 @@ def test_duckdb_load_of_named_keys_reads_only_those_files_and_replaces_the_seaso
 
 def test_snowflake_ddl_and_copy_parse_in_the_snowflake_dialect():
     layout = SnowflakeLayout()
-    statements = snowflake_ddl(layout, "s3://lake/raw/football/", "INSIGHTFLOW_S3") + [
-        copy_sql(layout, "standings", ["PL", "BL1"], [2024])]
+    statements = [*snowflake_ddl(layout, "s3://lake/raw/football/", "INSIGHTFLOW_S3"), copy_sql(layout, "standings", ["PL", "BL1"], [2024])]
     for statement in statements:
         sqlglot.parse_one(statement, read="snowflake")
     assert "storage_integration = INSIGHTFLOW_S3" in statements[-2]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -180,6 +180,6 @@ def test_manifests_and_ledgers_live_in_an_s3_lake_too(moto_endpoint, monkeypatch
 
 def test_a_304_for_a_request_the_lake_never_landed_fails_naming_competition_and_endpoint(tmp_path):
     fetched = Fetched("PL", "standings", None, "http://x/v4/competitions/PL/standings", b"", "application/json",
-                      datetime(2025, 3, 1, tzinfo=timezone.utc) + timedelta(seconds=1), status=304)
+                      datetime(2025, 3, 1, tzinfo=UTC) + timedelta(seconds=1), status=304)
     with pytest.raises(Exception, match="competition PL, endpoint standings: HTTP 304"):
         record(LocalLake(tmp_path), fetched)

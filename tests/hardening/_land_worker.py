@@ -15,12 +15,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-import pyarrow.parquet as pq  # noqa: E402
+import pyarrow.parquet as pq
 
-from tasks.core.lake import LocalLake  # noqa: E402
-from tasks.insightflow.contracts import IOWRT_3D  # noqa: E402
-from tasks.insightflow.fetch import Fetched  # noqa: E402
-from tasks.insightflow.land import land  # noqa: E402
+from tasks.core.lake import LocalLake
+from tasks.insightflow.contracts import IOWRT_3D
+from tasks.insightflow.fetch import Fetched
+from tasks.insightflow.land import land
 
 
 def main() -> None:

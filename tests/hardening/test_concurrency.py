@@ -26,11 +26,11 @@ def test_two_runs_started_together_on_one_home_both_finish_and_match_a_single_ru
     for log in logs:
         log.close()
     outputs = [(tmp_path / f"run-{i}.log").read_text(errors="replace") for i in range(2)]
-    for code, output in zip(codes, outputs):
+    for code, output in zip(codes, outputs, strict=True):
         # Either both finish (the second waited for the lock), or one refuses saying why.
         assert code == 0 or "is in use by another run" in output, output[-3000:]
     assert 0 in codes, outputs
-    finished = [o for c, o in zip(codes, outputs) if c == 0]
+    finished = [o for c, o in zip(codes, outputs, strict=True) if c == 0]
     if len(finished) == 2:
         # One of them built the warehouse, the other found everything unchanged after waiting.
         assert sum("dbt        skipped" in o for o in finished) == 1, finished
@@ -42,7 +42,7 @@ def test_two_runs_started_together_on_one_home_both_finish_and_match_a_single_ru
     assert len([k for k in reports if k.endswith(".html") and not k.endswith("/latest.html")]) == 1, reports
     lake = {k: v for k, v in lake.items() if k not in reports}
     assert sorted(lake) == sorted(k for k in cold_home["lake"] if not k.startswith("reports/"))
-    for key, (_, size) in lake.items():
+    for key, (_, _size) in lake.items():
         assert (home / "lake" / key).read_bytes() == (cold_home["home"] / "lake" / key).read_bytes() or \
             key.endswith("_manifest.json"), key
     assert not list((home / "lake").rglob(".tmp-*"))

@@ -137,7 +137,7 @@ def _check_lake(lake_dir: Path, v: dict) -> str:
     if manifest["partitions"] != v["old_manifest"]["partitions"]:
         # The manifest is written last: once it describes the new version, all of it is in place.
         assert manifest["partitions"] == v["new_manifest_parts"]
-        for partition, entry in manifest["partitions"].items():
+        for entry in manifest["partitions"].values():
             assert hashlib.sha256((lake_dir / entry["key"]).read_bytes()).hexdigest() == entry["sha256"]
     return "new" if not seen["old"] else "old" if not seen["new"] else "mixed"
 

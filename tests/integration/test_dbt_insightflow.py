@@ -312,7 +312,7 @@ def test_source_freshness_runs_apart_from_build_and_flags_the_old_sample(built):
     assert statuses == {"iowrt": "error", "iowrt_3d": "error", "fuelprice": "error"}
     ages = {r.node.name: r.age for r in result.result}
     last_fuel = max(r["ymd_date"] for r in built["rows"]["fuelprice"])
-    now = dt.datetime.now(dt.timezone.utc).replace(tzinfo=None)
+    now = dt.datetime.now(dt.UTC).replace(tzinfo=None)
     fuel_age = now - dt.datetime.combine(last_fuel, dt.time())
     assert ages["fuelprice"] == pytest.approx(fuel_age.total_seconds(), abs=120)
     # DOSM months are aged from the end of the reference month

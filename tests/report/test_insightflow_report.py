@@ -50,7 +50,7 @@ def expected(warehouse: Path) -> dict:
         rows = con.execute("select month_start_date, avg_ron95_myr_per_litre, avg_ron97_myr_per_litre, "
                            "avg_diesel_myr_per_litre from fct_headline_vs_fuel_monthly "
                            "where avg_diesel_myr_per_litre is not null").fetchall()
-    prices = {m: dict(zip(FUELS, values)) for m, *values in rows}
+    prices = {m: dict(zip(FUELS, values, strict=True)) for m, *values in rows}
     changes = {m: {f: _pct(p[f], prices[_previous(m)][f]) for f in FUELS} for m, p in prices.items() if _previous(m) in prices}
 
     sales: dict[str, dict[date, float]] = defaultdict(dict)
