@@ -1,6 +1,6 @@
-"""Run a dbt project through prefect-dbt so every model and test is its own task in the Prefect UI.
+"""Run a dbt project so that, inside a flow run, every model and test is its own task run in the Prefect UI.
 
-Both pipelines call ``run_dbt_build``. Profiles live beside each project (``dbt/<name>/profiles.yml``)
+Both pipelines call ``run_dbt``. Profiles live beside each project (``dbt/<name>/profiles.yml``)
 and read everything through ``env_var()``; the caller passes those variables in ``env`` (secrets
 included), which are set for the duration of the invocation only and never logged.
 """
@@ -109,6 +109,24 @@ def release_duckdb() -> None:
         env.close()
 
 
+def _invoke(cli: list[str], manifest_path: Path, node_runs: bool):
+    """``dbtRunner().invoke(cli)``; inside a flow run with ``node_runs``, each node also shows as a task run.
+
+    The node task runs replace dbt's console output: their result lines go to the run's logs.
+    """
+    from dbt.cli.main import dbtRunner
+
+    from tasks.core.dbt_node_runs import NodeRunReporter, current_run
+
+    run = current_run() if node_runs else None
+    if run is None:
+        return dbtRunner().invoke(cli)
+    from prefect import get_run_logger
+
+    with NodeRunReporter(run, manifest_path, get_run_logger()) as reporter:
+        return dbtRunner(callbacks=[reporter]).invoke([*cli, "--log-level", "none", "--no-use-colors"])
+
+
 def run_dbt(
     project: str,
     target: str,
@@ -121,8 +139,9 @@ def run_dbt(
     """Invoke dbt (default ``build``) on ``dbt/<project>`` for ``target``.
 
     ``work_dir`` holds dbt's target/ and logs/ (kept between runs so partial parsing stays warm).
-    Inside a flow run, prefect-dbt's runner turns each node into a task; ``in_prefect=False`` uses
-    plain dbt (benchmarks compare the two). Raises ``DbtBuildError`` naming every failing node.
+    Inside a flow run each executed model and test also shows as its own task run
+    (tasks/core/dbt_node_runs.py); ``in_prefect=False`` runs plain dbt only (``--fast-dbt``, and
+    the benchmarks' baseline). Raises ``DbtBuildError`` naming every failing node.
     """
     args = list(args or ["build"])
     path = project_dir(project)
@@ -132,17 +151,7 @@ def run_dbt(
            "--target-path", str(target_path), "--log-path", str(log_path)]
     started = time.perf_counter()
     with _environment(env):
-        if in_prefect:
-            from prefect_dbt.core.runner import PrefectDbtRunner
-            from prefect_dbt.core.settings import PrefectDbtSettings
-
-            settings = PrefectDbtSettings(project_dir=path, profiles_dir=path, target_path=target_path)
-            runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
-            result = runner.invoke(cli)
-        else:
-            from dbt.cli.main import dbtRunner
-
-            result = dbtRunner().invoke(cli)
+        result = _invoke(cli, target_path / "manifest.json", node_runs=in_prefect)
         release_duckdb()
     summary = DbtSummary(project=project, target=target, command=" ".join(args),
                          elapsed_s=round(time.perf_counter() - started, 2), nodes=_node_rows(result.result))

@@ -1,0 +1,324 @@
+"""Show every dbt model and test as its own Prefect task run, at close to the cost of plain dbt.
+
+prefect-dbt's ``PrefectDbtRunner`` runs a real Prefect task per dbt node: each gets a thread, a task
+engine and two rebuilds of Prefect's settings from the serialized run context (TOML files re-read
+every time), all fed one by one from a single callback thread. On ``dbt/insightflow`` (141 nodes)
+that made the flow 4.9x a plain ``dbt build``, most of it spent after dbt had finished (issue 11,
+docs/performance.md). A dbt node is not Prefect work to orchestrate, only work to *show*, so this
+module reports it the way Prefect's own task engine reports a task run: as ``prefect.task-run.*``
+state events, which the server's task-run recorder writes as task runs in bulk. dbt's
+``NodeStart``/``NodeFinished`` callbacks only put a tuple on a queue; one background thread turns
+them into a Running event (real start time), a Completed or Failed event (real end time, dbt's
+message), a log line per node and, for models, the asset materialization events prefect-dbt emitted.
+dbt never waits on the Prefect API: events and logs leave through Prefect's own batching workers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import queue
+import threading
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Any
+
+from prefect._internal.uuid7 import uuid7
+from prefect.client.schemas.objects import StateType, TaskRun, TaskRunResult
+from prefect.context import FlowRunContext, TagsContext, TaskRunContext
+from prefect.events import emit_event
+from prefect.events.schemas.events import Event
+from prefect.logging.loggers import task_run_logger
+from prefect.states import State
+
+# dbt statuses that fail a node's task run, and those shown as Completed named "Skipped".
+FAILED_STATUSES = frozenset({"error", "fail", "runtime error", "runtimeerr"})
+SKIPPED_STATUSES = frozenset({"skipped"})
+# Node types that write a relation: their runs also emit asset materialization events.
+MATERIALIZED_TYPES = frozenset({"model", "seed", "snapshot"})
+# dbt events forwarded as log lines: the per-node result lines ("3 of 141 OK created sql view model
+# main.stg_iowrt ... [OK in 0.12s]") and everything at warn or above. Start lines would double
+# the log volume and say nothing the task run's state does not.
+SKIPPED_LOG_EVENTS = frozenset({"LogStartLine", "NodeStart", "NodeFinished"})
+FORWARDED_LEVELS = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+STATE_MESSAGE_LIMIT = 10_000
+ASSET_DESCRIPTION_LIMIT = 2_500
+CLOSE_TIMEOUT_S = 60.0
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """The flow run (and, inside a task, the task run) that the node task runs belong to."""
+
+    flow_run_id: uuid.UUID
+    flow_run_name: str
+    flow_id: uuid.UUID | None
+    flow_name: str
+    parent_task_run_id: uuid.UUID | None = None
+    tags: tuple[str, ...] = ()
+
+
+def current_run() -> RunRef | None:
+    """The run that is calling dbt, or None outside any flow run (then no node task runs are made)."""
+    flow_ctx = FlowRunContext.get()
+    task_ctx = TaskRunContext.get()
+    if flow_ctx is None or flow_ctx.flow_run is None:
+        return None
+    flow_run = flow_ctx.flow_run
+    return RunRef(
+        flow_run_id=flow_run.id, flow_run_name=flow_run.name, flow_id=flow_run.flow_id,
+        flow_name=flow_ctx.flow.name if flow_ctx.flow else "<unknown>",
+        parent_task_run_id=task_ctx.task_run.id if task_ctx and task_ctx.task_run else None,
+        tags=tuple(sorted(TagsContext.get().current_tags or ())),
+    )
+
+
+@dataclass
+class _Node:
+    task_run: TaskRun
+    last_event: Event | None
+    resource_type: str
+    logger: logging.LoggerAdapter
+    finished: bool = False
+    upstream: list[str] = field(default_factory=list)
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def _state(type_: StateType, name: str, timestamp: datetime, message: str | None = None) -> State:
+    return State(type=type_, name=name, timestamp=timestamp, message=(message or None) and message[:STATE_MESSAGE_LIMIT])
+
+
+class NodeRunReporter:
+    """A dbt callback that mirrors each executed node as a Prefect task run of ``run``.
+
+    Use as ``dbtRunner(callbacks=[reporter])`` inside ``with reporter:``; leaving the block waits
+    (up to ``CLOSE_TIMEOUT_S``) until every node's events are handed to Prefect's event worker and
+    marks nodes dbt started but never finished as Crashed. Reporting never fails the build: its
+    own errors are logged as warnings and kept (the first five) in ``errors``.
+    """
+
+    def __init__(self, run: RunRef, manifest_path: Path, parent_logger: logging.LoggerAdapter | logging.Logger):
+        self.run = run
+        self.manifest_path = manifest_path
+        self.parent_logger = parent_logger
+        self.invocation = uuid.uuid4().hex[:12]
+        self.nodes: dict[str, _Node] = {}
+        self._manifest: dict[str, Any] | None = None
+        self._queue: queue.SimpleQueue[tuple | None] = queue.SimpleQueue()
+        self._thread = threading.Thread(target=self._work, name="dbt-node-runs", daemon=True)
+        self._related = [
+            {"prefect.resource.id": f"prefect.flow-run.{run.flow_run_id}", "prefect.resource.role": "flow-run",
+             "prefect.resource.name": run.flow_run_name},
+            *([{"prefect.resource.id": f"prefect.flow.{run.flow_id}", "prefect.resource.role": "flow",
+                "prefect.resource.name": run.flow_name}] if run.flow_id else []),
+            *({"prefect.resource.id": f"prefect.tag.{t}", "prefect.resource.role": "tag"} for t in run.tags),
+        ]
+        self.errors: list[str] = []
+
+
+    def __call__(self, event: Any) -> None:
+        """dbt callback: copy what is needed out of the event and queue it; nothing else."""
+        name = event.info.name
+        if name == "NodeStart":
+            info = event.data.node_info
+            self._queue.put(("start", info.unique_id, info.node_name, info.resource_type, _now()))
+        elif name == "NodeFinished":
+            info = event.data.node_info
+            result = event.data.run_result
+            self._queue.put(("finish", info.unique_id, result.status, result.message,
+                             float(result.execution_time), _now()))
+        elif name not in SKIPPED_LOG_EVENTS:
+            level = FORWARDED_LEVELS.get(str(event.info.level))
+            if level is None or not event.info.msg:
+                return
+            node_info = getattr(event.data, "node_info", None)
+            self._queue.put(("log", node_info.unique_id if node_info is not None else "", level, event.info.msg))
+
+
+    def __enter__(self) -> NodeRunReporter:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self, timeout_s: float = CLOSE_TIMEOUT_S) -> None:
+        self._queue.put(None)
+        self._thread.join(timeout_s)
+        if self._thread.is_alive():
+            self.parent_logger.warning("dbt node task runs: reporter still busy after %.0fs; some nodes may "
+                                       "show late", timeout_s)
+            return
+        for unique_id, node in self.nodes.items():
+            if not node.finished:
+                self._finish(unique_id, "crashed", "dbt stopped before this node finished", 0.0, _now())
+
+
+    def _work(self) -> None:
+        while (item := self._queue.get()) is not None:
+            try:
+                kind, *args = item
+                if kind == "start":
+                    self._start(*args)
+                elif kind == "finish":
+                    self._finish(*args)
+                else:
+                    self._log(*args)
+            except Exception as exc:  # never let reporting break or stall the dbt build
+                if len(self.errors) < 5:
+                    self.errors.append(f"{type(exc).__name__}: {exc}")
+                    self.parent_logger.warning("dbt node task runs: could not report %s: %s", item[1], exc)
+
+    def _manifest_nodes(self) -> dict[str, Any]:
+        """target/manifest.json as plain JSON (dbt writes it after parsing, before the first node runs)."""
+        if self._manifest is None:
+            try:
+                self._manifest = json.loads(self.manifest_path.read_text())
+            except (OSError, ValueError) as exc:
+                self.parent_logger.warning("dbt node task runs: no dependencies or assets, %s unreadable: %s",
+                                           self.manifest_path, exc)
+                self._manifest = {}
+        return self._manifest
+
+    def _manifest_entry(self, unique_id: str) -> dict[str, Any]:
+        manifest = self._manifest_nodes()
+        for section in ("nodes", "unit_tests", "sources"):
+            if unique_id in (manifest.get(section) or {}):
+                return manifest[section][unique_id]
+        return {}
+
+    def _start(self, unique_id: str, name: str, resource_type: str, at: datetime) -> None:
+        upstream = list((self._manifest_entry(unique_id).get("depends_on") or {}).get("nodes") or [])
+        inputs: dict[str, list[TaskRunResult]] = {}
+        if self.run.parent_task_run_id:
+            inputs["__parents__"] = [TaskRunResult(id=self.run.parent_task_run_id)]
+        waits = [TaskRunResult(id=self.nodes[u].task_run.id) for u in upstream if u in self.nodes]
+        if waits:
+            inputs["wait_for"] = waits
+        running = _state(StateType.RUNNING, "Running", at)
+        task_run = TaskRun(
+            id=uuid7(), name=f"{resource_type.lower()} {name or unique_id}", flow_run_id=self.run.flow_run_id,
+            task_key=unique_id, dynamic_key=self.invocation, tags=list(self.run.tags), task_inputs=inputs,
+            expected_start_time=at, start_time=at, run_count=1, state=running, state_id=running.id,
+            state_type=running.type, state_name=running.name,
+        )
+        logger = task_run_logger(task_run, flow_run=None, flow=None)
+        logger.extra.update(flow_run_name=self.run.flow_run_name, flow_name=self.run.flow_name,
+                            task_name=task_run.name)
+        node = _Node(task_run=task_run, last_event=None, resource_type=resource_type.lower(), logger=logger,
+                     upstream=upstream)
+        node.last_event = self._emit_state(task_run, None, running, None)
+        self.nodes[unique_id] = node
+
+    def _finish(self, unique_id: str, status: str, message: str, seconds: float, at: datetime) -> None:
+        node = self.nodes.get(unique_id)
+        if node is None or node.finished:
+            return
+        status = status.lower()
+        label = f"{node.resource_type} {node.task_run.name.split(' ', 1)[-1]} {status}"
+        if status in FAILED_STATUSES:
+            final = _state(StateType.FAILED, "Failed", at, f"{label}: {message}")
+        elif status == "crashed":
+            final = _state(StateType.CRASHED, "Crashed", at, message)
+        elif status in SKIPPED_STATUSES:
+            final = _state(StateType.COMPLETED, "Skipped", at, message or "skipped by dbt: an upstream node failed")
+        else:
+            final = _state(StateType.COMPLETED, "Completed", at, f"{status} in {seconds:.2f}s")
+        previous = node.task_run.state
+        task_run = node.task_run
+        if final.timestamp <= previous.timestamp:  # a state must come after the one it follows
+            final.timestamp = previous.timestamp + timedelta(microseconds=1)
+        task_run.total_run_time = final.timestamp - previous.timestamp
+        task_run.end_time = final.timestamp
+        task_run.state, task_run.state_id = final, final.id
+        task_run.state_type, task_run.state_name = final.type, final.name
+        node.last_event = self._emit_state(task_run, previous, final, node.last_event)
+        node.finished = True
+        if final.type == StateType.FAILED:
+            node.logger.error(final.message)
+        if node.resource_type in MATERIALIZED_TYPES and final.name != "Skipped":
+            self._emit_assets(unique_id, node, final)
+
+    def _log(self, unique_id: str, level: int, message: str) -> None:
+        node = self.nodes.get(unique_id) if unique_id else None
+        (node.logger if node else self.parent_logger).log(level, message)
+
+
+    def _emit_state(self, task_run: TaskRun, initial: State | None, validated: State,
+                    follows: Event | None) -> Event | None:
+        """The event Prefect's task engine emits on a state change (``emit_task_run_state_change_event``).
+
+        Built here because the engine's helper takes the flow run from the calling thread's run
+        context, which this thread does not have; the server's recorder reads it from ``related``.
+        """
+        def state_payload(state: State) -> dict[str, Any]:
+            return {"type": state.type.value, "name": state.name, "message": state.message or "",
+                    "state_details": {}}
+
+        return emit_event(
+            id=validated.id,
+            occurred=validated.timestamp,
+            event=f"prefect.task-run.{validated.name}",
+            payload={
+                "intended": {"from": initial.type.value if initial else None, "to": validated.type.value},
+                "initial_state": state_payload(initial) if initial else None,
+                "validated_state": {**state_payload(validated), "data": None},
+                "task_run": task_run.model_dump(mode="json", exclude_none=True, exclude={
+                    "id", "created", "updated", "flow_run_id", "state_id", "state_type", "state_name", "state",
+                    "estimated_start_time_delta", "estimated_run_time"}),
+            },
+            resource={
+                "prefect.resource.id": f"prefect.task-run.{task_run.id}",
+                "prefect.resource.name": task_run.name,
+                "prefect.run-count": str(task_run.run_count),
+                "prefect.state-message": validated.message or "",
+                "prefect.state-name": validated.name or "",
+                "prefect.state-timestamp": validated.timestamp.isoformat(),
+                "prefect.state-type": validated.type.value,
+                "prefect.orchestration": "client",
+            },
+            related=self._related,
+            follows=follows,
+        )
+
+    def _asset(self, entry: Mapping[str, Any]) -> dict[str, str] | None:
+        from prefect_dbt.utilities import format_asset_name, format_resource_id
+
+        relation = entry.get("relation_name")
+        adapter = (self._manifest_nodes().get("metadata") or {}).get("adapter_type")
+        if not relation or not adapter:
+            return None
+        resource = {"prefect.resource.id": format_resource_id(adapter, relation),
+                    "prefect.resource.name": format_asset_name(relation)}
+        if description := (entry.get("description") or "")[:ASSET_DESCRIPTION_LIMIT]:
+            resource["prefect.asset.description"] = description
+        return resource
+
+    def _emit_assets(self, unique_id: str, node: _Node, final: State) -> None:
+        """The asset events prefect-dbt's ``MaterializingTask`` emitted: keys and lineage unchanged."""
+        entry = self._manifest_entry(unique_id)
+        if ((entry.get("config") or {}).get("meta") or {}).get("prefect", {}).get("enable_assets") is False:
+            return
+        asset = self._asset(entry)
+        if asset is None:
+            return
+        upstream = [a for a in (self._asset(self._manifest_entry(u)) for u in node.upstream) if a]
+        for resource in upstream:
+            emit_event(event="prefect.asset.referenced", resource=resource, related=[])
+        emit_event(
+            event=f"prefect.asset.materialization.{'failed' if final.type == StateType.FAILED else 'succeeded'}",
+            resource=asset,
+            related=[*({"prefect.resource.id": a["prefect.resource.id"], "prefect.resource.role": "asset"}
+                       for a in upstream),
+                     {"prefect.resource.id": "dbt", "prefect.resource.role": "asset-materialized-by"},
+                     {"prefect.resource.id": f"prefect.task-run.{node.task_run.id}", "prefect.resource.role": "task-run",
+                      "prefect.resource.name": node.task_run.name},
+                     *self._related],
+            payload={"status": final.name, "message": final.message or ""},
+        )
