@@ -4,6 +4,7 @@ test works out itself from the raw sample tables with plain Python (never from t
 
 from __future__ import annotations
 
+import json
 import math
 import statistics
 from collections import defaultdict
@@ -14,6 +15,7 @@ import duckdb
 import pytest
 
 from tasks.sample import SAMPLE_TABLES
+from tests.prefect_runs import settled_task_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -41,13 +43,31 @@ def expected_from_sample() -> dict:
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built_run(tmp_path_factory):
+    """A home after one cold sample run, and that run's final state."""
     from flows.insightflow import insightflow
 
     home = tmp_path_factory.mktemp("home")
     state = insightflow(sample=True, home=str(home), return_state=True)
     assert state.is_completed(), state.message
+    return home, state
+
+
+@pytest.fixture(scope="module")
+def built(built_run):
+    home, state = built_run
     return home, state.result()
+
+
+def dbt_nodes_run(home: Path) -> dict[str, dict]:
+    """dbt's own record of the last build in ``home`` (run_results.json + manifest.json), by unique_id."""
+    target = home / "dbt" / "insightflow-dev" / "target"
+    manifest = json.loads((target / "manifest.json").read_text())
+    nodes = manifest["nodes"] | manifest.get("unit_tests", {})
+    return {r["unique_id"]: {"task_run_name": f"{nodes[r['unique_id']]['resource_type']} {nodes[r['unique_id']]['name']}",
+                             "status": r["status"], "message": r["message"], "seconds": r["execution_time"],
+                             "depends_on": nodes[r["unique_id"]]["depends_on"]["nodes"]}
+            for r in json.loads((target / "run_results.json").read_text())["results"]}
 
 
 def query(home: Path, sql: str):
@@ -119,6 +139,26 @@ def test_artifacts_and_summary(built):
     assert summary["dbt"].endswith("nodes")
 
 
+def test_every_dbt_node_is_its_own_task_run_under_dbt_build_with_dbts_timing(built_run):
+    home, state = built_run
+    nodes = dbt_nodes_run(home)
+    runs = settled_task_runs(state.state_details.flow_run_id, at_least=len(nodes) + 1)
+    (dbt_build,) = [r for r in runs if r.name.startswith("dbt-build")]
+    node_runs = {r.name: r for r in runs if r.task_inputs.get("__parents__")}
+
+    assert len(nodes) > 100 and sorted(node_runs) == sorted(n["task_run_name"] for n in nodes.values())
+    for node in nodes.values():
+        run = node_runs[node["task_run_name"]]
+        assert (run.state_name, node["status"] in {"success", "pass"}) == ("Completed", True)
+        assert [parent.id for parent in run.task_inputs["__parents__"]] == [dbt_build.id]
+        assert dbt_build.start_time <= run.start_time <= run.end_time <= dbt_build.end_time
+        # the task run spans dbt's own timing of the node: taken when dbt ran it, not when it was reported
+        assert node["seconds"] - 0.01 <= (run.end_time - run.start_time).total_seconds() <= node["seconds"] + 3
+    fact = nodes["model.insightflow.fct_retail_sales_monthly"]
+    upstream = {node_runs[nodes[uid]["task_run_name"]].id for uid in fact["depends_on"] if uid in nodes}
+    assert upstream and {i.id for i in node_runs["model fct_retail_sales_monthly"].task_inputs["wait_for"]} == upstream
+
+
 def test_unchanged_rerun_relands_nothing_and_skips_dbt(built):
     from flows.insightflow import insightflow
 
@@ -162,3 +202,15 @@ def test_failing_dbt_test_fails_the_run_and_names_the_test(tmp_path):
     assert state.is_failed()
     assert "dbt build of project 'insightflow' failed" in state.message
     assert "unique" in state.message
+    nodes = dbt_nodes_run(tmp_path)
+    runs = {r.name: r for r in settled_task_runs(state.state_details.flow_run_id, at_least=len(nodes) + 1)}
+    failed = [n for n in nodes.values() if n["status"] in {"fail", "error"}]
+    assert failed and all(n["task_run_name"] in runs for n in nodes.values())
+    for node in failed:  # the failing test's own task run: Failed, with dbt's message, and named in the run's
+        run = runs[node["task_run_name"]]
+        assert run.state.is_failed() and node["message"] in run.state.message
+        assert node["task_run_name"].split(" ", 1)[1] in state.message
+    skipped = [n["task_run_name"] for n in nodes.values() if n["status"] == "skipped"]
+    assert "model fct_retail_sales_monthly" in skipped
+    assert {runs[name].state_name for name in skipped} == {"Skipped"}
+    assert {runs[n["task_run_name"]].state_name for n in nodes.values() if n["status"] in {"success", "pass"}} == {"Completed"}
