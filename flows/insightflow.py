@@ -186,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-refresh", action="store_true", help="rebuild dbt models from scratch")
     parser.add_argument("--no-dbt", action="store_true", help="land the lake only")
     parser.add_argument("--fast-dbt", action="store_true",
-                        help="run dbt as one task instead of one Prefect task per model and test (~3x faster)")
+                        help="run dbt inside one task, without a task run per model and test")
     args = parser.parse_args(argv)
     summary = insightflow(datasets=args.datasets, sample=args.sample, home=args.home, target=args.target,
                           full_refresh=args.full_refresh, run_dbt=not args.no_dbt, dbt_node_tasks=not args.fast_dbt)

@@ -110,10 +110,7 @@ def release_duckdb() -> None:
 
 
 def _invoke(cli: list[str], manifest_path: Path, node_runs: bool):
-    """``dbtRunner().invoke(cli)``; inside a flow run with ``node_runs``, each node also shows as a task run.
-
-    The node task runs replace dbt's console output: their result lines go to the run's logs.
-    """
+    """``dbtRunner().invoke(cli)``; inside a flow run with ``node_runs``, each node also shows as a task run."""
     from dbt.cli.main import dbtRunner
 
     from tasks.core.dbt_node_runs import NodeRunReporter, current_run
@@ -124,7 +121,7 @@ def _invoke(cli: list[str], manifest_path: Path, node_runs: bool):
     from prefect import get_run_logger
 
     with NodeRunReporter(run, manifest_path, get_run_logger()) as reporter:
-        return dbtRunner(callbacks=[reporter]).invoke([*cli, "--log-level", "none", "--no-use-colors"])
+        return dbtRunner(callbacks=[reporter]).invoke(cli)
 
 
 def run_dbt(

@@ -44,9 +44,10 @@ def build_warehouse(lake: Lake, target: str, env: Mapping[str, str], work_dir: P
                     full_refresh: bool = False, force: bool = False, node_tasks: bool = True) -> DbtSummary:
     """``dbt build`` of dbt/insightflow, or a recorded skip when nothing it reads has changed.
 
-    ``node_tasks`` runs dbt through prefect-dbt's runner (one Prefect task per model and test, ~3x the
-    wall time of a plain ``dbt build`` on this project: see docs/performance.md); off, dbt runs once
-    inside this task and the ``insightflow-dbt`` artifact still lists every node.
+    ``node_tasks`` shows every model and test as its own task run under this one, reported from dbt's
+    callbacks (tasks/core/dbt_node_runs.py; close to the cost of a plain ``dbt build``, see
+    docs/performance.md); off, dbt runs once inside this task and the ``insightflow-dbt`` artifact
+    still lists every node.
     """
     logger = get_run_logger()
     state_path = work_dir / "last-build.json"

@@ -8,9 +8,12 @@ docs/performance.md). A dbt node is not Prefect work to orchestrate, only work t
 module reports it the way Prefect's own task engine reports a task run: as ``prefect.task-run.*``
 state events, which the server's task-run recorder writes as task runs in bulk. dbt's
 ``NodeStart``/``NodeFinished`` callbacks only put a tuple on a queue; one background thread turns
-them into a Running event (real start time), a Completed or Failed event (real end time, dbt's
-message), a log line per node and, for models, the asset materialization events prefect-dbt emitted.
-dbt never waits on the Prefect API: events and logs leave through Prefect's own batching workers.
+them into a Completed, Failed or Skipped event carrying dbt's start and end times and message,
+preceded by a Running event only for a node still running after ``RUNNING_AFTER_S`` (most nodes
+take a fraction of that, and each event costs the server CPU), plus, for models, the asset
+materialization events prefect-dbt emitted. dbt keeps its own console output; only its warnings
+and errors are copied to the run's logs, each to its node's task run. dbt never waits on the
+Prefect API: events and logs leave through Prefect's own batching workers.
 """
 
 from __future__ import annotations
@@ -18,7 +21,9 @@ from __future__ import annotations
 import json
 import logging
 import queue
+import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -39,11 +44,14 @@ FAILED_STATUSES = frozenset({"error", "fail", "runtime error", "runtimeerr"})
 SKIPPED_STATUSES = frozenset({"skipped"})
 # Node types that write a relation: their runs also emit asset materialization events.
 MATERIALIZED_TYPES = frozenset({"model", "seed", "snapshot"})
-# dbt events forwarded as log lines: the per-node result lines ("3 of 141 OK created sql view model
-# main.stg_iowrt ... [OK in 0.12s]") and everything at warn or above. Start lines would double
-# the log volume and say nothing the task run's state does not.
-SKIPPED_LOG_EVENTS = frozenset({"LogStartLine", "NodeStart", "NodeFinished"})
-FORWARDED_LEVELS = {"info": logging.INFO, "warn": logging.WARNING, "error": logging.ERROR}
+# dbt log levels copied to the run's logs. The info lines ("3 of 141 OK created sql view model
+# main.stg_iowrt ... [OK in 0.12s]") say what the task run's state and duration already say; sent
+# as well they cost the server ~0.8 s CPU per build of dbt/insightflow (docs/performance.md).
+FORWARDED_LEVELS = {"warn": logging.WARNING, "error": logging.ERROR}
+# A node shows as Running only once it has run this long; quicker ones get their final state alone
+# (with their real start time), which halves the events the server records for a typical build.
+RUNNING_AFTER_S = 1.0
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # dbt colours its console lines; the UI shows them raw
 STATE_MESSAGE_LIMIT = 10_000
 ASSET_DESCRIPTION_LIMIT = 2_500
 CLOSE_TIMEOUT_S = 60.0
@@ -79,9 +87,10 @@ def current_run() -> RunRef | None:
 @dataclass
 class _Node:
     task_run: TaskRun
-    last_event: Event | None
     resource_type: str
     logger: logging.LoggerAdapter
+    running_due: float  # time.monotonic() after which the Running state is worth showing
+    last_event: Event | None = None
     finished: bool = False
     upstream: list[str] = field(default_factory=list)
 
@@ -133,10 +142,7 @@ class NodeRunReporter:
             result = event.data.run_result
             self._queue.put(("finish", info.unique_id, result.status, result.message,
                              float(result.execution_time), _now()))
-        elif name not in SKIPPED_LOG_EVENTS:
-            level = FORWARDED_LEVELS.get(str(event.info.level))
-            if level is None or not event.info.msg:
-                return
+        elif (level := FORWARDED_LEVELS.get(str(event.info.level))) is not None and event.info.msg:
             node_info = getattr(event.data, "node_info", None)
             self._queue.put(("log", node_info.unique_id if node_info is not None else "", level, event.info.msg))
 
@@ -159,21 +165,32 @@ class NodeRunReporter:
             if not node.finished:
                 self._finish(unique_id, "crashed", "dbt stopped before this node finished", 0.0, _now())
 
-
     def _work(self) -> None:
-        while (item := self._queue.get()) is not None:
+        waiting: list[str] = []  # started nodes whose Running state is not shown yet, oldest first
+        while True:
+            timeout = None if not waiting else max(0.0, self.nodes[waiting[0]].running_due - time.monotonic())
+            try:
+                item = self._queue.get(timeout=timeout)
+            except queue.Empty:
+                item = ("tick",)
+            if item is None:
+                return
             try:
                 kind, *args = item
                 if kind == "start":
                     self._start(*args)
+                    waiting.append(args[0])
                 elif kind == "finish":
                     self._finish(*args)
-                else:
+                elif kind == "log":
                     self._log(*args)
+                while waiting and (self.nodes[waiting[0]].finished
+                                   or self.nodes[waiting[0]].running_due <= time.monotonic()):
+                    self._show_running(self.nodes[waiting.pop(0)])
             except Exception as exc:  # never let reporting break or stall the dbt build
                 if len(self.errors) < 5:
                     self.errors.append(f"{type(exc).__name__}: {exc}")
-                    self.parent_logger.warning("dbt node task runs: could not report %s: %s", item[1], exc)
+                    self.parent_logger.warning("dbt node task runs: could not report %s: %s", item, exc)
 
     def _manifest_nodes(self) -> dict[str, Any]:
         """target/manifest.json as plain JSON (dbt writes it after parsing, before the first node runs)."""
@@ -211,10 +228,12 @@ class NodeRunReporter:
         logger = task_run_logger(task_run, flow_run=None, flow=None)
         logger.extra.update(flow_run_name=self.run.flow_run_name, flow_name=self.run.flow_name,
                             task_name=task_run.name)
-        node = _Node(task_run=task_run, last_event=None, resource_type=resource_type.lower(), logger=logger,
-                     upstream=upstream)
-        node.last_event = self._emit_state(task_run, None, running, None)
-        self.nodes[unique_id] = node
+        self.nodes[unique_id] = _Node(task_run=task_run, resource_type=resource_type.lower(), logger=logger,
+                                      running_due=time.monotonic() + RUNNING_AFTER_S, upstream=upstream)
+
+    def _show_running(self, node: _Node) -> None:
+        if not node.finished:
+            node.last_event = self._emit_state(node.task_run, None, node.task_run.state, None)
 
     def _finish(self, unique_id: str, status: str, message: str, seconds: float, at: datetime) -> None:
         node = self.nodes.get(unique_id)
@@ -238,7 +257,8 @@ class NodeRunReporter:
         task_run.end_time = final.timestamp
         task_run.state, task_run.state_id = final, final.id
         task_run.state_type, task_run.state_name = final.type, final.name
-        node.last_event = self._emit_state(task_run, previous, final, node.last_event)
+        shown = node.last_event is not None  # else the final state is the first the server hears of it
+        node.last_event = self._emit_state(task_run, previous if shown else None, final, node.last_event)
         node.finished = True
         if final.type == StateType.FAILED:
             node.logger.error(final.message)
@@ -247,7 +267,7 @@ class NodeRunReporter:
 
     def _log(self, unique_id: str, level: int, message: str) -> None:
         node = self.nodes.get(unique_id) if unique_id else None
-        (node.logger if node else self.parent_logger).log(level, message)
+        (node.logger if node else self.parent_logger).log(level, ANSI_COLOUR.sub("", message))
 
 
     def _emit_state(self, task_run: TaskRun, initial: State | None, validated: State,
