@@ -75,8 +75,14 @@ def quiet_env() -> dict[str, str]:
     }
 
 
+class ServerEnv(dict):
+    """The environment that points clients at a benchmark's Prefect server, plus the server's process id."""
+
+    pid: int
+
+
 @contextlib.contextmanager
-def prefect_server(workdir: Path, timeout_s: float = 300.0) -> Iterator[dict[str, str]]:
+def prefect_server(workdir: Path, timeout_s: float = 300.0) -> Iterator[ServerEnv]:
     """``prefect server start`` on a free loopback port with its own PREFECT_HOME; yields its env.
 
     The env is also applied to ``os.environ`` for the duration, so import prefect only after entering.
@@ -111,7 +117,9 @@ def prefect_server(workdir: Path, timeout_s: float = 300.0) -> Iterator[dict[str
             if time.monotonic() > deadline:
                 raise CouldNotMeasure(f"prefect server not healthy within {timeout_s:.0f}s; see {log_path}")
             time.sleep(0.3)
-        yield env
+        server_env = ServerEnv(env)
+        server_env.pid = proc.pid
+        yield server_env
     finally:
         proc.terminate()
         try:
@@ -137,6 +145,12 @@ def workdir(prefix: str, keep: bool = False) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib() -> float:
     """This process's current resident set size in MiB (Linux /proc)."""
     with open("/proc/self/status") as fh:
@@ -147,7 +161,7 @@ def rss_mib() -> float:
 
 
 def run_measured(argv: list[str], env: dict[str, str] | None = None, timeout_s: float | None = None) -> dict:
-    """Run ``argv`` in a fresh process; return its JSON result (last stdout line) plus its peak RSS.
+    """Run ``argv`` in a fresh process; return its JSON result (last stdout line), peak RSS and CPU time.
 
     Peak RSS comes from the kernel's accounting of that one child (``os.wait4``), so each
     measurement starts from a clean heap and nothing of this process's memory is counted.
@@ -184,6 +198,7 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None, timeout_s: 
     except (IndexError, ValueError):
         raise CouldNotMeasure(f"no JSON result from {' '.join(argv[:4])}…; stdout: {stdout[-1000:]}") from None
     result["peak_rss_mib"] = usage.ru_maxrss / 1024
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
     result["process_wall_s"] = wall
     return result
 
