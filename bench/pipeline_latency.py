@@ -66,6 +66,26 @@ def _child_flow(home: str, node_tasks: bool = True) -> dict:
     return {"wall_s": wall, "import_s": imported - started, "flow_run_id": str(state.state_details.flow_run_id)}
 
 
+def _child_flow_temporary_api(home: str) -> dict:
+    """The default flow with no API URL: Prefect starts its temporary server, timed apart here.
+
+    The flow then uses that same server (one per process), so the two times add up to a normal run.
+    """
+    started = time.perf_counter()
+    from prefect.server.api.server import SubprocessASGIServer
+
+    from flows.insightflow import insightflow
+
+    imported = time.perf_counter()
+    SubprocessASGIServer().start()
+    server_up = time.perf_counter()
+    state = insightflow(sample=True, home=home, return_state=True)
+    wall = time.perf_counter() - imported
+    if not state.is_completed():
+        raise SystemExit(f"flow run ended {state.name}: {state.message}")
+    return {"wall_s": wall, "import_s": imported - started, "server_start_s": server_up - imported}
+
+
 def _child_dbt_plain(lake_home: str, work: str) -> dict:
     """``dbt build`` of dbt/insightflow on ``lake_home``'s lake into a fresh warehouse, no Prefect at all.
 
@@ -236,6 +256,8 @@ def _child(args: argparse.Namespace) -> int:
         result = _child_dbt_plain(args.home, args.work)
     elif args.child == "noop":
         result = _child_noop(NOOP_TASKS)
+    elif args.child == "flow-temporary-api":
+        result = _child_flow_temporary_api(args.home)
     else:
         result = _child_flow(args.home, node_tasks=args.child == "flow")
     print(json.dumps(result))
@@ -283,7 +305,7 @@ def _walls(results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--child", choices=["flow", "flow-fast", "bare", "dbt-plain", "noop"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["flow", "flow-fast", "bare", "dbt-plain", "noop", "flow-temporary-api"], help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=3, help="side-by-side rounds of default / fast / plain dbt")
@@ -316,10 +338,14 @@ def main(argv: list[str] | None = None) -> int:
                     "PREFECT_HOME": str(wd / "prefect-home-temporary"),
                     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": TEMPORARY_API_STARTUP_TIMEOUT_S}
                 temp_env.pop("PREFECT_SERVER_DATABASE_CONNECTION_URL", None)
-                temporary = run_measured([*me, "--child", "flow", "--home", str(wd / "home-temporary")], env=temp_env)
+                temporary = run_measured([*me, "--child", "flow-temporary-api", "--home", str(wd / "home-temporary")],
+                                         env=temp_env)
 
             default_s, fast_s, plain_s = (_median(side[k]) for k in ("flow", "flow-fast", "dbt-plain"))
-            ratio = default_s / plain_s
+            # Each round's runs are minutes apart at most, so the ratio is taken per round (paired)
+            # and the median of those is the figure; the machine's load drifts more between rounds.
+            per_round = [d["wall_s"] / p["wall_s"] for d, p in zip(side["flow"], side["dbt-plain"])]
+            ratio = statistics.median(per_round)
             rounds = f"median of {args.rounds}"
             report.figure("cold run, default (each dbt model and test its own task run)", default_s, "s",
                           f"<= {TARGET_COLD_S:g} s", default_s <= TARGET_COLD_S,
@@ -333,10 +359,12 @@ def main(argv: list[str] | None = None) -> int:
             report.figure("plain dbt build (same project, same lake, no Prefect)", plain_s, "s",
                           note=f"{rounds}: {_walls(side['dbt-plain'])}; "
                                f"cpu {_median(side['dbt-plain'], 'cpu_s'):.1f} s; {side['dbt-plain'][0]['nodes']} nodes")
-            report.figure("ratio default / plain dbt", ratio, "x", f"<= {TARGET_DBT_RATIO:g}x", ratio <= TARGET_DBT_RATIO,
-                          note="per round: " + ", ".join(f"{d['wall_s'] / p['wall_s']:.2f}"
-                                                         for d, p in zip(side["flow"], side["dbt-plain"])))
-            report.figure("ratio --fast-dbt / plain dbt", fast_s / plain_s, "x")
+            report.figure("ratio default / plain dbt (median of per-round ratios)", ratio, "x",
+                          f"<= {TARGET_DBT_RATIO:g}x", ratio <= TARGET_DBT_RATIO,
+                          note="per round: " + ", ".join(f"{r:.2f}" for r in per_round)
+                               + f"; ratio of the medians {default_s / plain_s:.2f}")
+            report.figure("ratio --fast-dbt / plain dbt (median of per-round ratios)", statistics.median(
+                f["wall_s"] / p["wall_s"] for f, p in zip(side["flow-fast"], side["dbt-plain"])), "x")
             report.figure("server caught up after a default run", _median(side["flow"], "recorded_after_s"), "s",
                           note="from the flow call returning until all its task runs were recorded")
             cpu = {k: _median(side[k], "cpu_s") + _median(side[k], "server_cpu_s") for k in side}
@@ -361,7 +389,9 @@ def main(argv: list[str] | None = None) -> int:
                 report.figure("cold run, default, temporary API (no PREFECT_API_URL, empty PREFECT_HOME)",
                               temporary["wall_s"], "s", f"<= {TARGET_TEMPORARY_API_S:g} s",
                               temporary["wall_s"] <= TARGET_TEMPORARY_API_S,
-                              note=f"includes starting the temporary server; cpu {temporary['cpu_s']:.1f} s")
+                              note=f"{temporary['server_start_s']:.1f} s of it starting the temporary server "
+                                   f"(a new database: migrations), then the flow; cpu {temporary['cpu_s']:.1f} s "
+                                   "with the server's")
             for stage in STAGES:
                 if stage == "catalog":
                     report.figure("stage catalog", "n/a", note="Glue catalog runs only with target=prod")
