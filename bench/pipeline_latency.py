@@ -305,7 +305,8 @@ def _walls(results: list[dict]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--child", choices=["flow", "flow-fast", "bare", "dbt-plain", "noop", "flow-temporary-api"], help=argparse.SUPPRESS)
+    parser.add_argument("--child", choices=["flow", "flow-fast", "bare", "dbt-plain", "noop", "flow-temporary-api"],
+                        help=argparse.SUPPRESS)
     parser.add_argument("--home", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     parser.add_argument("--rounds", type=int, default=3, help="side-by-side rounds of default / fast / plain dbt")
@@ -358,7 +359,8 @@ def main(argv: list[str] | None = None) -> int:
                                f"cpu {_median(side['flow-fast'], 'cpu_s'):.1f} s")
             report.figure("plain dbt build (same project, same lake, no Prefect)", plain_s, "s",
                           note=f"{rounds}: {_walls(side['dbt-plain'])}; "
-                               f"cpu {_median(side['dbt-plain'], 'cpu_s'):.1f} s; {side['dbt-plain'][0]['nodes']} nodes")
+                               f"cpu {_median(side['dbt-plain'], 'cpu_s'):.1f} s; "
+                               f"{side['dbt-plain'][0]['nodes']} nodes")
             report.figure("ratio default / plain dbt (median of per-round ratios)", ratio, "x",
                           f"<= {TARGET_DBT_RATIO:g}x", ratio <= TARGET_DBT_RATIO,
                           note="per round: " + ", ".join(f"{r:.2f}" for r in per_round)

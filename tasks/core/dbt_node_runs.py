@@ -99,8 +99,8 @@ def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _state(type_: StateType, name: str, timestamp: datetime, message: str | None = None) -> State:
-    return State(type=type_, name=name, timestamp=timestamp, message=(message or None) and message[:STATE_MESSAGE_LIMIT])
+def _state(type_: StateType, name: str, timestamp: datetime, message: str = "") -> State:
+    return State(type=type_, name=name, timestamp=timestamp, message=message[:STATE_MESSAGE_LIMIT] or None)
 
 
 class NodeRunReporter:
@@ -130,7 +130,6 @@ class NodeRunReporter:
         ]
         self.errors: list[str] = []
 
-
     def __call__(self, event: Any) -> None:
         """dbt callback: copy what is needed out of the event and queue it; nothing else."""
         name = event.info.name
@@ -145,7 +144,6 @@ class NodeRunReporter:
         elif (level := FORWARDED_LEVELS.get(str(event.info.level))) is not None and event.info.msg:
             node_info = getattr(event.data, "node_info", None)
             self._queue.put(("log", node_info.unique_id if node_info is not None else "", level, event.info.msg))
-
 
     def __enter__(self) -> NodeRunReporter:
         self._thread.start()
@@ -269,7 +267,6 @@ class NodeRunReporter:
         node = self.nodes.get(unique_id) if unique_id else None
         (node.logger if node else self.parent_logger).log(level, ANSI_COLOUR.sub("", message))
 
-
     def _emit_state(self, task_run: TaskRun, initial: State | None, validated: State,
                     follows: Event | None) -> Event | None:
         """The event Prefect's task engine emits on a state change (``emit_task_run_state_change_event``).
@@ -337,8 +334,8 @@ class NodeRunReporter:
             related=[*({"prefect.resource.id": a["prefect.resource.id"], "prefect.resource.role": "asset"}
                        for a in upstream),
                      {"prefect.resource.id": "dbt", "prefect.resource.role": "asset-materialized-by"},
-                     {"prefect.resource.id": f"prefect.task-run.{node.task_run.id}", "prefect.resource.role": "task-run",
-                      "prefect.resource.name": node.task_run.name},
+                     {"prefect.resource.id": f"prefect.task-run.{node.task_run.id}",
+                      "prefect.resource.role": "task-run", "prefect.resource.name": node.task_run.name},
                      *self._related],
             payload={"status": final.name, "message": final.message or ""},
         )

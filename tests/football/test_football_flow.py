@@ -13,6 +13,7 @@ from flows.football import football
 from tasks.football_api import MissingTokenError
 from tasks.football_sample import SAMPLE_TOKEN, SampleServer
 from tests.football.conftest import fakesnow_connector
+from tests.prefect_runs import settled_task_runs
 
 COMPETITIONS = ["PL", "BL1"]
 
@@ -74,6 +75,24 @@ def test_sample_flow_builds_marts_that_match_the_sample_json_and_keeps_history(p
                               "where competition_code = ? and scorer_rank = 1", [code]).fetchall()
             best = max(p["goals"] for p in _latest(lake, "scorers", code)["scorers"])
             assert {g for _, g in top} == {best}
+
+
+def test_sample_flow_shows_each_dbt_node_as_a_completed_task_run_of_the_flow_run(prefect_server, tmp_path):
+    home = tmp_path / "home"
+    state = football(competitions=["PL"], sample=True, home=str(home), return_state=True)
+    assert state.is_completed(), state.message
+
+    target = home / "dbt" / "football-dev" / "target"  # dbt's own record of what it ran
+    manifest = json.loads((target / "manifest.json").read_text())
+    nodes = manifest["nodes"] | manifest.get("unit_tests", {})
+    expected = sorted(f"{nodes[r['unique_id']]['resource_type']} {nodes[r['unique_id']]['name']}"
+                      for r in json.loads((target / "run_results.json").read_text())["results"])
+    runs = settled_task_runs(state.state_details.flow_run_id, at_least=len(expected))
+    node_runs = [r for r in runs if r.name.split(" ", 1)[0] in {"model", "test", "unit_test", "seed", "snapshot"}]
+    assert len(expected) > 10 and sorted(r.name for r in node_runs) == expected
+    assert {r.state_name for r in node_runs} == {"Completed"}
+    # run_dbt is called from the flow body here, not from a task: nothing to nest under
+    assert not any(r.task_inputs.get("__parents__") for r in node_runs)
 
 
 def test_three_competitions_on_a_ten_per_minute_budget_never_see_a_429(prefect_server, tmp_path, monkeypatch):
