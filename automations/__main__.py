@@ -20,9 +20,7 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     cmd = sub.add_parser("apply", help="create or update one failure-alert automation per deployment")
     cmd.add_argument("--block", help="notification block as TYPE/NAME, e.g. slack-webhook/insightflow-alerts")
-    cmd.add_argument(
-        "--deployment", action="append", choices=DEPLOYMENTS, help="only these deployments (default: all)"
-    )
+    cmd.add_argument("--deployment", action="append", choices=DEPLOYMENTS, help="only these deployments (default: all)")
     cmd.add_argument("--dry-run", action="store_true", help="print the definitions instead of applying them")
     args = parser.parse_args(argv)
 

@@ -39,10 +39,20 @@ class Report:
     lines: list[str] = field(default_factory=list)
     missed: list[str] = field(default_factory=list)
 
-    def figure(self, name: str, value: float | str, unit: str = "", target: str | None = None,
-               met: bool | None = None, note: str = "") -> None:
-        shown = f"{value:.3g}" if isinstance(value, float) and abs(value) < 1000 else (
-            f"{value:,.0f}" if isinstance(value, float) else str(value))
+    def figure(
+        self,
+        name: str,
+        value: float | str,
+        unit: str = "",
+        target: str | None = None,
+        met: bool | None = None,
+        note: str = "",
+    ) -> None:
+        shown = (
+            f"{value:.3g}"
+            if isinstance(value, float) and abs(value) < 1000
+            else (f"{value:,.0f}" if isinstance(value, float) else str(value))
+        )
         line = f"FIGURE {name}: {shown}{(' ' + unit) if unit else ''}"
         if target:
             line += f"  [target {target}: {'MET' if met else 'NOT MET'}]"
@@ -57,8 +67,14 @@ class Report:
         print(f"  {text}", flush=True)
 
 
+class ServerEnv(dict):
+    """The environment that points clients at a benchmark's Prefect server, plus the server's process id."""
+
+    pid: int
+
+
 @contextlib.contextmanager
-def prefect_server(workdir: Path, timeout_s: float = 300.0) -> Iterator[dict[str, str]]:
+def prefect_server(workdir: Path, timeout_s: float = 300.0) -> Iterator[ServerEnv]:
     """A throwaway ``prefect server start`` (tasks/core/prefect_server.py); yields its client env.
 
     The env is also applied to ``os.environ`` for the duration, so import prefect only after entering.
@@ -71,7 +87,9 @@ def prefect_server(workdir: Path, timeout_s: float = 300.0) -> Iterator[dict[str
             saved = {k: os.environ.get(k) for k in env}
             os.environ.update(env)
             try:
-                yield env
+                server_env = ServerEnv(env)
+                server_env.pid = server.pid
+                yield server_env
             finally:
                 for key, old in saved.items():
                     if old is None:
@@ -92,6 +110,12 @@ def workdir(prefix: str, keep: bool = False) -> Iterator[Path]:
             shutil.rmtree(path, ignore_errors=True)
 
 
+def process_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) a running process has used so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def rss_mib() -> float:
     """This process's current resident set size in MiB (Linux /proc)."""
     with open("/proc/self/status") as fh:
@@ -102,21 +126,24 @@ def rss_mib() -> float:
 
 
 def run_measured(argv: list[str], env: dict[str, str] | None = None, timeout_s: float | None = None) -> dict:
-    """Run ``argv`` in a fresh process; return its JSON result (last stdout line) plus its peak RSS.
+    """Run ``argv`` in a fresh process; return its JSON result (last stdout line), peak RSS and CPU time.
 
     Peak RSS comes from the kernel's accounting of that one child (``os.wait4``), so each
     measurement starts from a clean heap and nothing of this process's memory is counted.
     """
     started = time.perf_counter()
-    proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or os.environ.copy(),
-                            cwd=REPO_ROOT)
+    proc = subprocess.Popen(
+        argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env or os.environ.copy(), cwd=REPO_ROOT
+    )
     # Drain pipes in threads so a chatty child cannot block; wait4 gives this child's own rusage.
     import threading
 
     out: list[bytes] = []
     err: list[bytes] = []
-    readers = [threading.Thread(target=lambda: out.append(proc.stdout.read())),
-               threading.Thread(target=lambda: err.append(proc.stderr.read()))]
+    readers = [
+        threading.Thread(target=lambda: out.append(proc.stdout.read())),
+        threading.Thread(target=lambda: err.append(proc.stderr.read())),
+    ]
     for t in readers:
         t.start()
     if timeout_s is not None:
@@ -139,6 +166,7 @@ def run_measured(argv: list[str], env: dict[str, str] | None = None, timeout_s: 
     except (IndexError, ValueError):
         raise CouldNotMeasure(f"no JSON result from {' '.join(argv[:4])}…; stdout: {stdout[-1000:]}") from None
     result["peak_rss_mib"] = usage.ru_maxrss / 1024
+    result["cpu_s"] = usage.ru_utime + usage.ru_stime
     result["process_wall_s"] = wall
     return result
 
@@ -183,17 +211,20 @@ def iowrt_3d_scaled(rows: int, n_months: int = 432, first: date = FIRST_MONTH, s
     group_idx = np.repeat(np.arange(groups, dtype=np.int32), per_group)
     series_idx = np.tile(np.repeat(np.arange(len(SERIES), dtype=np.int32), n_months), groups)
     month_idx = np.tile(np.arange(n_months, dtype=np.int32), groups * len(SERIES))
-    level = rng.uniform(50, 5000, size=groups)[group_idx] * (1.003 ** month_idx)
+    level = rng.uniform(50, 5000, size=groups)[group_idx] * (1.003**month_idx)
     sales = np.where(series_idx == 0, level * rng.normal(1, 0.02, n), rng.normal(0.5, 3, n)).round(1)
-    volume = np.where(series_idx == 0, 100 * (1.002 ** month_idx) * rng.normal(1, 0.01, n),
-                      rng.normal(0.3, 2, n)).round(1)
-    return pa.table({
-        "series": pa.DictionaryArray.from_arrays(pa.array(series_idx), pa.array(SERIES)).cast(pa.string()),
-        "date": pa.array(month_days[month_idx], pa.int32()).cast(pa.date32()),
-        "group": pa.DictionaryArray.from_arrays(pa.array(group_idx), pa.array(codes)).cast(pa.string()),
-        "sales": pa.array(sales, pa.float64()),
-        "volume": pa.array(volume, pa.float64()),
-    })
+    volume = np.where(series_idx == 0, 100 * (1.002**month_idx) * rng.normal(1, 0.01, n), rng.normal(0.3, 2, n)).round(
+        1
+    )
+    return pa.table(
+        {
+            "series": pa.DictionaryArray.from_arrays(pa.array(series_idx), pa.array(SERIES)).cast(pa.string()),
+            "date": pa.array(month_days[month_idx], pa.int32()).cast(pa.date32()),
+            "group": pa.DictionaryArray.from_arrays(pa.array(group_idx), pa.array(codes)).cast(pa.string()),
+            "sales": pa.array(sales, pa.float64()),
+            "volume": pa.array(volume, pa.float64()),
+        }
+    )
 
 
 def msic_for_groups(codes: list[str]):
@@ -206,9 +237,23 @@ def msic_for_groups(codes: list[str]):
     extra = [c for c in codes if c not in MSIC_GROUPS]
     if not extra:
         return base
-    rows = [{"digits": 3, "section": "G", "division": "47", "group": c, "class": "-", "item": "-",
-             "desc_en": f"Synthetic group {c}", "exclude_en": None, "include_en": None,
-             "desc_bm": f"KUMPULAN {c}", "exclude_bm": None, "include_bm": None} for c in extra]
+    rows = [
+        {
+            "digits": 3,
+            "section": "G",
+            "division": "47",
+            "group": c,
+            "class": "-",
+            "item": "-",
+            "desc_en": f"Synthetic group {c}",
+            "exclude_en": None,
+            "include_en": None,
+            "desc_bm": f"KUMPULAN {c}",
+            "exclude_bm": None,
+            "include_bm": None,
+        }
+        for c in extra
+    ]
     return pa.concat_tables([base, pa.Table.from_pylist(rows, schema=base.schema)])
 
 

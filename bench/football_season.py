@@ -76,8 +76,9 @@ def _plain_tick(server, session, lake, home: Path, dbt_project: str) -> tuple[in
     for endpoint in ENDPOINTS:
         manifest = read_manifest(lake, CODE, endpoint)
         validators = validators_for(manifest, endpoint_url(server.url, CODE, endpoint, None))
-        fetched = fetch(session.client, session.root, session.token, CODE, endpoint, None, session.pacer,
-                        session.policy, validators)
+        fetched = fetch(
+            session.client, session.root, session.token, CODE, endpoint, None, session.pacer, session.policy, validators
+        )
         outcomes.append(record(lake, fetched, manifest))
     warehouse = config.warehouse_path(home)
     missing = not warehouse.exists()
@@ -86,8 +87,14 @@ def _plain_tick(server, session, lake, home: Path, dbt_project: str) -> tuple[in
     if plan.idle:
         return landed, None
     load_duckdb(lake, warehouse, None if plan.rescan else plan.keys, plan.snapshots)
-    summary = run_dbt("football", "dev", {"INSIGHTFLOW_WAREHOUSE": str(warehouse)}, args=["build"],
-                      work_dir=home / "dbt" / "football-dev", in_prefect=False)
+    summary = run_dbt(
+        "football",
+        "dev",
+        {"INSIGHTFLOW_WAREHOUSE": str(warehouse)},
+        args=["build"],
+        work_dir=home / "dbt" / "football-dev",
+        in_prefect=False,
+    )
     mark_synced(lake, plan, dbt_project)
     return landed, summary.nodes
 
@@ -96,8 +103,9 @@ def _flow_tick(server, home: Path) -> tuple[float, dict]:
     from flows.football import football
 
     started = time.perf_counter()
-    state = football(competitions=[CODE], football_base_url=server.url, token_block="", home=str(home),
-                     return_state=True)
+    state = football(
+        competitions=[CODE], football_base_url=server.url, token_block="", home=str(home), return_state=True
+    )
     wall = time.perf_counter() - started
     if not state.is_completed():
         raise CouldNotMeasure(f"football flow run ended {state.name}: {state.message}")
@@ -174,8 +182,9 @@ def check_history(home: Path, season: Season) -> tuple[int, int]:
     from tasks.football.sample_data import standings
 
     with duckdb.connect(str(config.warehouse_path(home)), read_only=True) as con:
-        rows, snapshots = con.execute("select count(*), count(distinct snapshot_id) "
-                                      "from football.fct_football_standings_history").fetchone()
+        rows, snapshots = con.execute(
+            "select count(*), count(distinct snapshot_id) from football.fct_football_standings_history"
+        ).fetchone()
         for matchday, at in sorted(season.played_at.items()):
             got = con.execute(TABLE_AT, [CODE, at, at]).fetchall()
             table = next(t for t in standings(CODE, played=matchday)["standings"] if t["type"] == "TOTAL")["table"]
@@ -187,8 +196,9 @@ def check_history(home: Path, season: Season) -> tuple[int, int]:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ticks", type=int, default=2000)
-    parser.add_argument("--flow-changed", type=int, default=2,
-                        help="changed ticks at each end of the season run as real flow runs")
+    parser.add_argument(
+        "--flow-changed", type=int, default=2, help="changed ticks at each end of the season run as real flow runs"
+    )
     parser.add_argument("--keep", action="store_true", help="keep the temporary directory")
     args = parser.parse_args(argv)
     report = Report("football season")
@@ -202,47 +212,99 @@ def main(argv: list[str] | None = None) -> int:
             files = len([p for p in (wd / "home/lake/raw/football").rglob("*Z.json")])
             changed = 1 + MATCHDAYS
             report.figure("ticks", args.ticks, note=f"{changed} with a new table, {args.ticks - changed} unchanged")
-            report.figure("snapshot files landed", files, "files", f"= 2 x {changed} changed ticks",
-                          files == season.landed == 2 * changed, note=f"before this change: {2 * args.ticks}")
-            report.figure("history rows", rows, "rows", f"= {snapshots} snapshots x 60 (20 teams x 3 tables)",
-                          rows == 60 * snapshots and snapshots == changed,
-                          note=f"{snapshots} distinct snapshots; per tick it would be {60 * args.ticks:,}")
+            report.figure(
+                "snapshot files landed",
+                files,
+                "files",
+                f"= 2 x {changed} changed ticks",
+                files == season.landed == 2 * changed,
+                note=f"before this change: {2 * args.ticks}",
+            )
+            report.figure(
+                "history rows",
+                rows,
+                "rows",
+                f"= {snapshots} snapshots x 60 (20 teams x 3 tables)",
+                rows == 60 * snapshots and snapshots == changed,
+                note=f"{snapshots} distinct snapshots; per tick it would be {60 * args.ticks:,}",
+            )
             report.figure("dbt runs", season.dbt_runs, note=f"{season.changed_nodes} nodes each")
-            report.figure("dbt nodes run on unchanged ticks", season.dbt_nodes_unchanged, "nodes", "= 0",
-                          season.dbt_nodes_unchanged == 0)
+            report.figure(
+                "dbt nodes run on unchanged ticks",
+                season.dbt_nodes_unchanged,
+                "nodes",
+                "= 0",
+                season.dbt_nodes_unchanged == 0,
+            )
             unchanged = statistics.median(season.unchanged_s)
-            report.figure("unchanged tick, plain functions (median)", 1000 * unchanged, "ms",
-                          note=f"{len(season.unchanged_s)} ticks, p95 "
-                               f"{1000 * sorted(season.unchanged_s)[int(0.95 * len(season.unchanged_s))]:.1f} ms; "
-                               "2 conditional GETs (304), 2 manifest writes")
+            report.figure(
+                "unchanged tick, plain functions (median)",
+                1000 * unchanged,
+                "ms",
+                note=f"{len(season.unchanged_s)} ticks, p95 "
+                f"{1000 * sorted(season.unchanged_s)[int(0.95 * len(season.unchanged_s))]:.1f} ms; "
+                "2 conditional GETs (304), 2 manifest writes",
+            )
             if season.flow_unchanged_s:
-                report.figure("unchanged tick, flow run (median)", statistics.median(season.flow_unchanged_s.values()),
-                              "s", note=f"{len(season.flow_unchanged_s)} runs; Prefect bookkeeping, no dbt")
+                report.figure(
+                    "unchanged tick, flow run (median)",
+                    statistics.median(season.flow_unchanged_s.values()),
+                    "s",
+                    note=f"{len(season.flow_unchanged_s)} runs; Prefect bookkeeping, no dbt",
+                )
             plain_days = sorted(d for d in season.changed_s if d > 1)
             early, late = plain_days[:3], plain_days[-3:]
             start_s = statistics.median(season.changed_s[d] for d in early)
             end_s = statistics.median(season.changed_s[d] for d in late)
-            report.figure("changed tick, plain functions, season start (median)", start_s, "s",
-                          note=f"matchdays {early}; load + plain dbt build")
-            report.figure("changed tick, plain functions, season end (median)", end_s, "s", f"<= {TARGET_RATIO}x start",
-                          end_s <= TARGET_RATIO * start_s, note=f"matchdays {late}; {end_s / start_s:.2f}x start")
+            report.figure(
+                "changed tick, plain functions, season start (median)",
+                start_s,
+                "s",
+                note=f"matchdays {early}; load + plain dbt build",
+            )
+            report.figure(
+                "changed tick, plain functions, season end (median)",
+                end_s,
+                "s",
+                f"<= {TARGET_RATIO}x start",
+                end_s <= TARGET_RATIO * start_s,
+                note=f"matchdays {late}; {end_s / start_s:.2f}x start",
+            )
             exec_start = statistics.median(season.changed_exec_s[d] for d in early)
             exec_end = statistics.median(season.changed_exec_s[d] for d in late)
-            report.figure("dbt node execution per changed tick, season start (median)", exec_start, "s",
-                          note="sum of dbt's own per-node times: the warehouse work, without dbt start-up and parsing")
-            report.figure("dbt node execution per changed tick, season end (median)", exec_end, "s",
-                          f"<= {TARGET_RATIO}x start", exec_end <= TARGET_RATIO * exec_start,
-                          note=f"{exec_end / exec_start:.2f}x start")
+            report.figure(
+                "dbt node execution per changed tick, season start (median)",
+                exec_start,
+                "s",
+                note="sum of dbt's own per-node times: the warehouse work, without dbt start-up and parsing",
+            )
+            report.figure(
+                "dbt node execution per changed tick, season end (median)",
+                exec_end,
+                "s",
+                f"<= {TARGET_RATIO}x start",
+                exec_end <= TARGET_RATIO * exec_start,
+                note=f"{exec_end / exec_start:.2f}x start",
+            )
             if season.flow_changed_s:
                 flow_days = sorted(season.flow_changed_s)
                 half = len(flow_days) // 2
                 flow_start = statistics.median(season.flow_changed_s[d] for d in flow_days[:half])
                 flow_end = statistics.median(season.flow_changed_s[d] for d in flow_days[half:])
-                report.figure("changed tick, flow run, season start (median)", flow_start, "s",
-                              note=f"matchdays {flow_days[:half]}; prefect-dbt runner")
-                report.figure("changed tick, flow run, season end (median)", flow_end, "s",
-                              f"<= {TARGET_RATIO}x start", flow_end <= TARGET_RATIO * flow_start,
-                              note=f"matchdays {flow_days[half:]}; {flow_end / flow_start:.2f}x start")
+                report.figure(
+                    "changed tick, flow run, season start (median)",
+                    flow_start,
+                    "s",
+                    note=f"matchdays {flow_days[:half]}; prefect-dbt runner",
+                )
+                report.figure(
+                    "changed tick, flow run, season end (median)",
+                    flow_end,
+                    "s",
+                    f"<= {TARGET_RATIO}x start",
+                    flow_end <= TARGET_RATIO * flow_start,
+                    note=f"matchdays {flow_days[half:]}; {flow_end / flow_start:.2f}x start",
+                )
             report.figure("first tick (tables created, full build)", season.changed_s[0], "s")
             report.figure("benchmark wall time", time.perf_counter() - started, "s")
             print(f"load average after: {os.getloadavg()[0]:.2f}", flush=True)

@@ -81,8 +81,9 @@ def child_project(path: Path, out: Path, warm: bool = True) -> dict:
     started = time.perf_counter()
     content = path.read_bytes()
     url = f"file://{path}"
-    fetched = Fetched(dataset=IOWRT_3D.name, url=url, status="new", content=content,
-                      sha256=hashlib.sha256(content).hexdigest())
+    fetched = Fetched(
+        dataset=IOWRT_3D.name, url=url, status="new", content=content, sha256=hashlib.sha256(content).hexdigest()
+    )
     decoded = read_parquet_bytes(IOWRT_3D.name, url, content)
     decoded_bytes = decoded.nbytes
     table = conform(IOWRT_3D, url, decoded)
@@ -90,9 +91,16 @@ def child_project(path: Path, out: Path, warm: bool = True) -> dict:
     validated = time.perf_counter()
     result = land(LocalLake(out), IOWRT_3D, table, fetched)
     done = time.perf_counter()
-    return {"seconds": done - started, "validate_s": validated - started, "land_s": done - validated,
-            "rows": table.num_rows, "decoded_bytes": decoded_bytes, "base_rss_mib": base,
-            "pool_peak_mib": _pool_peak_mib(), "partitions": len(result.partitions_written)}
+    return {
+        "seconds": done - started,
+        "validate_s": validated - started,
+        "land_s": done - validated,
+        "rows": table.num_rows,
+        "decoded_bytes": decoded_bytes,
+        "base_rss_mib": base,
+        "pool_peak_mib": _pool_peak_mib(),
+        "partitions": len(result.partitions_written),
+    }
 
 
 def child_pandas(path: Path, out: Path, warm: bool = True) -> dict:
@@ -126,11 +134,17 @@ def child_floor(path: Path, out: Path, warm: bool = True) -> dict:
     table = pq.read_table(path)
     date = table.column("date")
     table = table.append_column("year", pc.year(date)).append_column("month", pc.month(date))
-    ds.write_dataset(table, out, format="parquet", partitioning=["year", "month"], partitioning_flavor="hive",
-                     existing_data_behavior="overwrite_or_ignore", max_partitions=100_000)
+    ds.write_dataset(
+        table,
+        out,
+        format="parquet",
+        partitioning=["year", "month"],
+        partitioning_flavor="hive",
+        existing_data_behavior="overwrite_or_ignore",
+        max_partitions=100_000,
+    )
     done = time.perf_counter()
-    return {"seconds": done - started, "rows": table.num_rows, "base_rss_mib": base,
-            "pool_peak_mib": _pool_peak_mib()}
+    return {"seconds": done - started, "rows": table.num_rows, "base_rss_mib": base, "pool_peak_mib": _pool_peak_mib()}
 
 
 CHILDREN = {"project": child_project, "pandas": child_pandas, "floor": child_floor}
@@ -142,8 +156,9 @@ def measure(kind: str, path: Path, out_root: Path, repeat: int) -> dict:
     peak = 0.0
     for i in range(repeat):
         out = out_root / f"{kind}-{i}"
-        r = run_measured([sys.executable, str(Path(__file__).resolve()), "--child", kind, "--input", str(path),
-                          "--out", str(out)])
+        r = run_measured(
+            [sys.executable, str(Path(__file__).resolve()), "--child", kind, "--input", str(path), "--out", str(out)]
+        )
         r["files"], r["bytes"] = tree_stats(out)
         peak = max(peak, r["peak_rss_mib"] - r["base_rss_mib"])
         if best is None or r["seconds"] < best["seconds"]:
@@ -164,8 +179,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rows", default="1e6", help="comma-separated row counts, e.g. 1e6,1e7")
     parser.add_argument("--repeat", type=int, default=2, help="fresh processes per measurement (best time kept)")
-    parser.add_argument("--pandas-at-scale", action="store_true",
-                        help=f"also run (a) above {PANDAS_LIMIT_ROWS:,} rows (slow)")
+    parser.add_argument(
+        "--pandas-at-scale", action="store_true", help=f"also run (a) above {PANDAS_LIMIT_ROWS:,} rows (slow)"
+    )
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--input", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--out", type=Path, help=argparse.SUPPRESS)
@@ -192,38 +208,76 @@ def main(argv: list[str] | None = None) -> int:
                 if rows <= PANDAS_LIMIT_ROWS or args.pandas_at_scale:
                     pandas = measure("pandas", path, wd, 1 if rows > PANDAS_LIMIT_ROWS else args.repeat)
                 decoded_mib = project["decoded_bytes"] / 2**20
-                report.figure(f"project validate+land, {label}", project["seconds"], "s",
-                              note=f"{n / project['seconds']:,.0f} rows/s; validate {project['validate_s']:.2f} s, "
-                                   f"land {project['land_s']:.2f} s; {project['files']} files, "
-                                   f"{project['bytes'] / 2**20:.1f} MiB")
-                report.figure(f"floor pyarrow write_dataset, {label}", floor["seconds"], "s",
-                              note=f"{n / floor['seconds']:,.0f} rows/s; {floor['files']} files, "
-                                   f"{floor['bytes'] / 2**20:.1f} MiB")
+                report.figure(
+                    f"project validate+land, {label}",
+                    project["seconds"],
+                    "s",
+                    note=f"{n / project['seconds']:,.0f} rows/s; validate {project['validate_s']:.2f} s, "
+                    f"land {project['land_s']:.2f} s; {project['files']} files, "
+                    f"{project['bytes'] / 2**20:.1f} MiB",
+                )
+                report.figure(
+                    f"floor pyarrow write_dataset, {label}",
+                    floor["seconds"],
+                    "s",
+                    note=f"{n / floor['seconds']:,.0f} rows/s; {floor['files']} files, "
+                    f"{floor['bytes'] / 2**20:.1f} MiB",
+                )
                 ratio = project["seconds"] / floor["seconds"]
-                report.figure(f"project / floor time, {label}", ratio, "x", f"<= {TARGET_VS_FLOOR:g}x",
-                              ratio <= TARGET_VS_FLOOR)
+                report.figure(
+                    f"project / floor time, {label}", ratio, "x", f"<= {TARGET_VS_FLOOR:g}x", ratio <= TARGET_VS_FLOOR
+                )
                 if pandas is not None:
-                    report.figure(f"original pandas per-period filter, {label}", pandas["seconds"], "s",
-                                  note=f"{n / pandas['seconds']:,.0f} rows/s; {pandas['files']} files, "
-                                       f"{pandas['bytes'] / 2**20:.1f} MiB")
+                    report.figure(
+                        f"original pandas per-period filter, {label}",
+                        pandas["seconds"],
+                        "s",
+                        note=f"{n / pandas['seconds']:,.0f} rows/s; {pandas['files']} files, "
+                        f"{pandas['bytes'] / 2**20:.1f} MiB",
+                    )
                     speedup = pandas["seconds"] / project["seconds"]
                     target = f">= {TARGET_VS_PANDAS:g}x" if rows <= PANDAS_LIMIT_ROWS else None
-                    report.figure(f"project speed-up over original, {label}", speedup, "x", target,
-                                  speedup >= TARGET_VS_PANDAS if target else None)
+                    report.figure(
+                        f"project speed-up over original, {label}",
+                        speedup,
+                        "x",
+                        target,
+                        speedup >= TARGET_VS_PANDAS if target else None,
+                    )
                 else:
-                    report.figure(f"original pandas per-period filter, {label}", "not run",
-                                  note="quadratic in months × rows; measured at 1e6 only (--pandas-at-scale to force)")
+                    report.figure(
+                        f"original pandas per-period filter, {label}",
+                        "not run",
+                        note="quadratic in months × rows; measured at 1e6 only (--pandas-at-scale to force)",
+                    )
                 mem_x = project["peak_delta_mib"] / decoded_mib
-                report.figure(f"project peak memory, {label}", project["peak_delta_mib"], "MiB above baseline",
-                              note=f"decoded table {decoded_mib:.0f} MiB; peak RSS {project['peak_rss_mib']:.0f} MiB; "
-                                   f"arrow pool peak {project['pool_peak_mib']:.0f} MiB")
-                report.figure(f"project peak memory / decoded table, {label}", mem_x, "x", f"< {TARGET_MEMORY_X:g}x",
-                              mem_x < TARGET_MEMORY_X)
-                report.figure(f"floor peak memory, {label}", floor["peak_delta_mib"], "MiB above baseline",
-                              note=f"{floor['peak_delta_mib'] / decoded_mib:.2f}x decoded")
+                report.figure(
+                    f"project peak memory, {label}",
+                    project["peak_delta_mib"],
+                    "MiB above baseline",
+                    note=f"decoded table {decoded_mib:.0f} MiB; peak RSS {project['peak_rss_mib']:.0f} MiB; "
+                    f"arrow pool peak {project['pool_peak_mib']:.0f} MiB",
+                )
+                report.figure(
+                    f"project peak memory / decoded table, {label}",
+                    mem_x,
+                    "x",
+                    f"< {TARGET_MEMORY_X:g}x",
+                    mem_x < TARGET_MEMORY_X,
+                )
+                report.figure(
+                    f"floor peak memory, {label}",
+                    floor["peak_delta_mib"],
+                    "MiB above baseline",
+                    note=f"{floor['peak_delta_mib'] / decoded_mib:.2f}x decoded",
+                )
                 if pandas is not None:
-                    report.figure(f"original peak memory, {label}", pandas["peak_delta_mib"], "MiB above baseline",
-                                  note=f"{pandas['peak_delta_mib'] / decoded_mib:.2f}x decoded")
+                    report.figure(
+                        f"original peak memory, {label}",
+                        pandas["peak_delta_mib"],
+                        "MiB above baseline",
+                        note=f"{pandas['peak_delta_mib'] / decoded_mib:.2f}x decoded",
+                    )
                 path.unlink()
     except CouldNotMeasure as exc:
         print(f"could not measure: {exc}", file=sys.stderr)

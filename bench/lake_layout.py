@@ -36,8 +36,14 @@ def land_project(root: Path) -> None:
     lake = LocalLake(root)
     for name, build in SAMPLE_TABLES.items():
         table = conform(DATASETS[name], "sample", build())
-        land(lake, DATASETS[name], table, Fetched(dataset=name, url="sample", status="new", content=b"",
-                                                 sha256=hashlib.sha256(name.encode()).hexdigest()))
+        land(
+            lake,
+            DATASETS[name],
+            table,
+            Fetched(
+                dataset=name, url="sample", status="new", content=b"", sha256=hashlib.sha256(name.encode()).hexdigest()
+            ),
+        )
 
 
 def write_original(root: Path) -> None:
@@ -92,16 +98,29 @@ def main(argv: list[str] | None = None) -> int:
                 if p_rows != o_rows:
                     raise CouldNotMeasure(f"{name}: layouts disagree on rows ({p_rows} vs {o_rows})")
                 grain = ORIGINAL_GRAIN[name] or "single file"
-                report.figure(f"{name} files project vs original", f"{p_files} vs {o_files}",
-                              note=f"original one per {grain}" if ORIGINAL_GRAIN[name] else "both a single file")
-                report.figure(f"{name} bytes project vs original", f"{p_bytes:,} vs {o_bytes:,}",
-                              note=f"{p_bytes / o_bytes:.2f}x; {p_rows:,} rows")
-                report.figure(f"{name} DuckDB count(*) scan project vs original", f"{p_scan * 1000:.0f} vs {o_scan * 1000:.0f}",
-                              "ms")
-            report.figure("all datasets files project vs original", f"{totals['project'][0]} vs {totals['original'][0]}")
-            report.figure("all datasets bytes project vs original",
-                          f"{totals['project'][1]:,} vs {totals['original'][1]:,}",
-                          note=f"{totals['project'][1] / totals['original'][1]:.2f}x")
+                report.figure(
+                    f"{name} files project vs original",
+                    f"{p_files} vs {o_files}",
+                    note=f"original one per {grain}" if ORIGINAL_GRAIN[name] else "both a single file",
+                )
+                report.figure(
+                    f"{name} bytes project vs original",
+                    f"{p_bytes:,} vs {o_bytes:,}",
+                    note=f"{p_bytes / o_bytes:.2f}x; {p_rows:,} rows",
+                )
+                report.figure(
+                    f"{name} DuckDB count(*) scan project vs original",
+                    f"{p_scan * 1000:.0f} vs {o_scan * 1000:.0f}",
+                    "ms",
+                )
+            report.figure(
+                "all datasets files project vs original", f"{totals['project'][0]} vs {totals['original'][0]}"
+            )
+            report.figure(
+                "all datasets bytes project vs original",
+                f"{totals['project'][1]:,} vs {totals['original'][1]:,}",
+                note=f"{totals['project'][1] / totals['original'][1]:.2f}x",
+            )
     except CouldNotMeasure as exc:
         print(f"could not measure: {exc}", file=sys.stderr)
         return 2

@@ -47,17 +47,19 @@ def child_dbt(home: Path) -> dict:
     summary = run_dbt("insightflow", "dev", env, args=["build"], work_dir=home / "dbt", in_prefect=False)
     seconds = time.perf_counter() - started
     results = json.loads((home / "dbt" / "target" / "run_results.json").read_text())
-    nodes = {r["unique_id"]: {"seconds": r["execution_time"],
-                              "rows": (r.get("adapter_response") or {}).get("rows_affected")}
-             for r in results["results"]}
+    nodes = {
+        r["unique_id"]: {"seconds": r["execution_time"], "rows": (r.get("adapter_response") or {}).get("rows_affected")}
+        for r in results["results"]
+    }
     return {"seconds": seconds, "nodes": nodes, "count": len(summary.nodes)}
 
 
 def _fetched(name: str, payload: bytes):
     from tasks.insightflow.fetch import Fetched
 
-    return Fetched(dataset=name, url=f"bench://{name}", status="new", content=payload,
-                   sha256=hashlib.sha256(payload).hexdigest())
+    return Fetched(
+        dataset=name, url=f"bench://{name}", status="new", content=payload, sha256=hashlib.sha256(payload).hexdigest()
+    )
 
 
 def land_table(lake, name: str, table) -> object:
@@ -79,9 +81,15 @@ def extra_month(codes: list[str], month: date, seed: int = 11):
     is_abs = np.array([s == "abs" for s in series])
     sales = np.where(is_abs, rng.uniform(50, 5000, n), rng.normal(0.5, 3, n)).round(1)
     volume = np.where(is_abs, rng.normal(130, 2, n), rng.normal(0.3, 2, n)).round(1)
-    return pa.table({"series": series, "date": pa.array([month] * n, pa.date32()),
-                     "group": [c for c in codes for _ in SERIES],
-                     "sales": pa.array(sales, pa.float64()), "volume": pa.array(volume, pa.float64())})
+    return pa.table(
+        {
+            "series": series,
+            "date": pa.array([month] * n, pa.date32()),
+            "group": [c for c in codes for _ in SERIES],
+            "sales": pa.array(sales, pa.float64()),
+            "volume": pa.array(volume, pa.float64()),
+        }
+    )
 
 
 def fact_rows(home: Path) -> int:
@@ -96,8 +104,9 @@ def fact_rows(home: Path) -> int:
 
 def slowest(nodes: dict, k: int = 5) -> str:
     top = sorted(nodes.items(), key=lambda kv: -kv[1]["seconds"])[:k]
-    return "; ".join(f"{uid.split('.')[-1] if uid.startswith('model') else uid.split('.')[2]} {v['seconds']:.1f}s"
-                     for uid, v in top)
+    return "; ".join(
+        f"{uid.split('.')[-1] if uid.startswith('model') else uid.split('.')[2]} {v['seconds']:.1f}s" for uid, v in top
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -129,38 +138,57 @@ def main(argv: list[str] | None = None) -> int:
             big = iowrt_3d_scaled(rows)
             land_table(lake, "iowrt_3d", big)
             files, size = tree_stats(home / "lake" / "raw" / "iowrt_3d")
-            report.info(f"landed iowrt_3d: {big.num_rows:,} rows ({groups:,} groups × {n_months} months × 3 series), "
-                        f"{files} files, {size / 2**20:.0f} MiB, in {time.perf_counter() - started:.1f} s")
+            report.info(
+                f"landed iowrt_3d: {big.num_rows:,} rows ({groups:,} groups × {n_months} months × 3 series), "
+                f"{files} files, {size / 2**20:.0f} MiB, in {time.perf_counter() - started:.1f} s"
+            )
 
             cold = run_measured([*me, "--home", str(home)])
             abs_rows = fact_rows(home)
             fct = "model.insightflow.fct_retail_sales_monthly"
-            report.figure(f"dbt build cold, iowrt_3d {big.num_rows:,} rows", cold["seconds"], "s",
-                          note=f"{cold['count']} nodes; fact {abs_rows:,} rows; slowest: {slowest(cold['nodes'])}")
+            report.figure(
+                f"dbt build cold, iowrt_3d {big.num_rows:,} rows",
+                cold["seconds"],
+                "s",
+                note=f"{cold['count']} nodes; fact {abs_rows:,} rows; slowest: {slowest(cold['nodes'])}",
+            )
             report.figure("dbt build cold peak RSS", cold["peak_rss_mib"], "MiB")
 
             extra = extra_month(codes, EXTRA_MONTH)
             import pyarrow as pa
 
             result = land_table(lake, "iowrt_3d", pa.concat_tables([big, extra]))
-            report.info(f"landed one extra month ({extra.num_rows:,} rows): partitions written "
-                        f"{result.partitions_written}, unchanged {len(result.partitions_unchanged)}")
+            report.info(
+                f"landed one extra month ({extra.num_rows:,} rows): partitions written "
+                f"{result.partitions_written}, unchanged {len(result.partitions_unchanged)}"
+            )
             if result.partitions_written != [f"year={EXTRA_MONTH.year}/month={EXTRA_MONTH.month:02d}"]:
                 raise CouldNotMeasure(f"expected exactly the new month to be written, got {result.partitions_written}")
             del big
             again = run_measured([*me, "--home", str(home)])
             after_rows = fact_rows(home)
-            report.figure("dbt build after one extra month", again["seconds"], "s",
-                          note=f"{100 * again['seconds'] / cold['seconds']:.0f}% of cold; slowest: {slowest(again['nodes'])}")
+            report.figure(
+                "dbt build after one extra month",
+                again["seconds"],
+                "s",
+                note=f"{100 * again['seconds'] / cold['seconds']:.0f}% of cold; slowest: {slowest(again['nodes'])}",
+            )
             report.figure("dbt build after one extra month peak RSS", again["peak_rss_mib"], "MiB")
             f_cold, f_again = cold["nodes"].get(fct, {}), again["nodes"].get(fct, {})
-            report.figure("fct_retail_sales_monthly cold vs incremental", f"{f_cold.get('seconds', 0):.2f} vs "
-                          f"{f_again.get('seconds', 0):.2f}", "s",
-                          note=f"incremental run rewrites the 3-month lookback + the new month, about "
-                               f"{4 * groups:,} rows of {after_rows:,} (+{after_rows - abs_rows:,} new)")
+            report.figure(
+                "fct_retail_sales_monthly cold vs incremental",
+                f"{f_cold.get('seconds', 0):.2f} vs {f_again.get('seconds', 0):.2f}",
+                "s",
+                note=f"incremental run rewrites the 3-month lookback + the new month, about "
+                f"{4 * groups:,} rows of {after_rows:,} (+{after_rows - abs_rows:,} new)",
+            )
             non_fact = sum(v["seconds"] for k, v in again["nodes"].items() if k != fct)
-            report.figure("re-run time outside the fact model (sum of node times)", non_fact, "s",
-                          note="views, full-refresh marts and every test re-run over all rows")
+            report.figure(
+                "re-run time outside the fact model (sum of node times)",
+                non_fact,
+                "s",
+                note="views, full-refresh marts and every test re-run over all rows",
+            )
     except CouldNotMeasure as exc:
         print(f"could not measure: {exc}", file=sys.stderr)
         return 2

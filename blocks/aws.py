@@ -82,7 +82,9 @@ def plan(env: Mapping[str, str]) -> GroupPlan:
                 "aws_session_token": env.get("AWS_SESSION_TOKEN") or None,
             }
             if mode == "keys"
-            else {"profile_name": env["AWS_PROFILE"]} if mode == "profile" else {}
+            else {"profile_name": env["AWS_PROFILE"]}
+            if mode == "profile"
+            else {}
         ),
     )
     lake_bucket, lake_folder = env["INSIGHTFLOW_LAKE_BUCKET"], _folder(env.get("INSIGHTFLOW_LAKE_PREFIX"))
@@ -104,7 +106,9 @@ def plan(env: Mapping[str, str]) -> GroupPlan:
         GROUP,
         blocks=[
             BlockPlan(CREDENTIALS_BLOCK, credentials),
-            BlockPlan(LAKE_BLOCK, S3Bucket(bucket_name=lake_bucket, bucket_folder=lake_folder, credentials=credentials)),
+            BlockPlan(
+                LAKE_BLOCK, S3Bucket(bucket_name=lake_bucket, bucket_folder=lake_folder, credentials=credentials)
+            ),
             BlockPlan(
                 ATHENA_RESULTS_BLOCK,
                 S3Bucket(bucket_name=results_bucket, bucket_folder=results_folder, credentials=credentials),

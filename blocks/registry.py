@@ -78,7 +78,9 @@ def save_block(plan: BlockPlan) -> str:
     return "created" if existing is None else "updated"
 
 
-def register(planners: Mapping[str, Planner], env: Mapping[str, str], only: set[str] | None = None) -> tuple[list[str], int]:
+def register(
+    planners: Mapping[str, Planner], env: Mapping[str, str], only: set[str] | None = None
+) -> tuple[list[str], int]:
     """Register every ready group; returns report lines (no secrets) and the number of blocks saved or checked."""
     lines: list[str] = []
     handled = 0

@@ -20,8 +20,9 @@ HINT = "set SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH for authentication;
 
 def plan(env: Mapping[str, str]) -> GroupPlan:
     """The Snowflake connector block from the environment, or the variables still missing."""
-    missing = require(env, "SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_ROLE", "SNOWFLAKE_WAREHOUSE",
-                      "SNOWFLAKE_DATABASE")
+    missing = require(
+        env, "SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_ROLE", "SNOWFLAKE_WAREHOUSE", "SNOWFLAKE_DATABASE"
+    )
     if not (env.get("SNOWFLAKE_PASSWORD") or env.get("SNOWFLAKE_PRIVATE_KEY_PATH")):
         missing.append("SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH")
     if missing:
@@ -35,8 +36,13 @@ def plan(env: Mapping[str, str]) -> GroupPlan:
             auth["private_key_passphrase"] = env["SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"]
     else:
         auth = {"password": env["SNOWFLAKE_PASSWORD"]}
-    credentials = SnowflakeCredentials(account=env["SNOWFLAKE_ACCOUNT"], user=env["SNOWFLAKE_USER"],
-                                       role=env["SNOWFLAKE_ROLE"], **auth)
-    connector = SnowflakeConnector(credentials=credentials, database=env["SNOWFLAKE_DATABASE"],
-                                   warehouse=env["SNOWFLAKE_WAREHOUSE"], schema=env.get("SNOWFLAKE_SCHEMA") or "RAW")
+    credentials = SnowflakeCredentials(
+        account=env["SNOWFLAKE_ACCOUNT"], user=env["SNOWFLAKE_USER"], role=env["SNOWFLAKE_ROLE"], **auth
+    )
+    connector = SnowflakeConnector(
+        credentials=credentials,
+        database=env["SNOWFLAKE_DATABASE"],
+        warehouse=env["SNOWFLAKE_WAREHOUSE"],
+        schema=env.get("SNOWFLAKE_SCHEMA") or "RAW",
+    )
     return GroupPlan(GROUP, blocks=[BlockPlan(CONNECTOR_BLOCK, connector)])

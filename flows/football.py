@@ -98,17 +98,29 @@ def _dbt_env_prod(snowflake_block: str) -> dict[str, str]:
 
 def _publish(outcomes: list[Outcome], plan: SyncPlan, dbt_summary: Any) -> None:
     landed = sum(o.landed for o in outcomes)
-    create_table_artifact([o.row() for o in outcomes], key="football-snapshots",
-                          description=f"{landed} snapshot(s) landed, {len(outcomes) - landed} unchanged "
-                                      "(not_modified: HTTP 304; unchanged: same content hash)")
+    create_table_artifact(
+        [o.row() for o in outcomes],
+        key="football-snapshots",
+        description=f"{landed} snapshot(s) landed, {len(outcomes) - landed} unchanged "
+        "(not_modified: HTTP 304; unchanged: same content hash)",
+    )
     if plan.idle:
-        unchanged = "\n".join(f"- {o.competition} {o.endpoint} {o.season}: {o.status}, snapshot `{o.key}` first seen "
-                              f"{o.first_seen_at}, confirmed {o.last_confirmed_at}" for o in outcomes)
-        create_markdown_artifact(f"## Nothing changed\n\n{unchanged}\n\nNo files landed, no warehouse connection, "
-                                 "no dbt build.", key="football-tick", description="What this football tick did")
+        unchanged = "\n".join(
+            f"- {o.competition} {o.endpoint} {o.season}: {o.status}, snapshot `{o.key}` first seen "
+            f"{o.first_seen_at}, confirmed {o.last_confirmed_at}"
+            for o in outcomes
+        )
+        create_markdown_artifact(
+            f"## Nothing changed\n\n{unchanged}\n\nNo files landed, no warehouse connection, no dbt build.",
+            key="football-tick",
+            description="What this football tick did",
+        )
     if dbt_summary is not None:
-        create_table_artifact(dbt_summary.table(), key="football-dbt",
-                              description=f"dbt build of dbt/football on {dbt_summary.target} in {dbt_summary.elapsed_s}s")
+        create_table_artifact(
+            dbt_summary.table(),
+            key="football-dbt",
+            description=f"dbt build of dbt/football on {dbt_summary.target} in {dbt_summary.elapsed_s}s",
+        )
 
 
 @flow(name="football")
@@ -160,14 +172,25 @@ def football(
 
         missing = target == "dev" and not config.warehouse_path(home).exists()
         dbt_project = project_fingerprint(project_dir("football")) if run_dbt_build else None
-        forced = "warehouse file missing" if missing else "full check or refresh asked" if full_check or full_refresh else ""
-        plan = plan_sync(lake, outcomes, target, dbt_project, rescan=full_refresh or missing,
-                         build=run_dbt_build and bool(forced), reason=forced)
+        forced = (
+            "warehouse file missing" if missing else "full check or refresh asked" if full_check or full_refresh else ""
+        )
+        plan = plan_sync(
+            lake,
+            outcomes,
+            target,
+            dbt_project,
+            rescan=full_refresh or missing,
+            build=run_dbt_build and bool(forced),
+            reason=forced,
+        )
         loaded: dict[str, int] | None = None
         dbt_summary = None
         if plan.idle:
-            logger.info("Nothing changed: %d snapshot(s) confirmed unchanged; no load, no dbt, no warehouse connection",
-                        len(outcomes))
+            logger.info(
+                "Nothing changed: %d snapshot(s) confirmed unchanged; no load, no dbt, no warehouse connection",
+                len(outcomes),
+            )
         else:
             logger.info("Warehouse sync needed: %s", "; ".join(plan.reasons))
             seasons = sorted({int(o.season) for o in outcomes if o.season.isdigit()})
@@ -177,13 +200,25 @@ def football(
                 loaded = load_raw_duckdb(lake, config.warehouse_path(home), keys, plan.snapshots)
                 env = _dbt_env_dev(home)
             else:
-                loaded = copy_into_raw(snowflake_block, storage_integration, codes, seasons,
-                                       stage=snowflake_stage_url or stage_url(lake), layout=SnowflakeLayout(),
-                                       keys=keys, snapshots=plan.snapshots)
+                loaded = copy_into_raw(
+                    snowflake_block,
+                    storage_integration,
+                    codes,
+                    seasons,
+                    stage=snowflake_stage_url or stage_url(lake),
+                    layout=SnowflakeLayout(),
+                    keys=keys,
+                    snapshots=plan.snapshots,
+                )
                 env = _dbt_env_prod(snowflake_block) if run_dbt_build else {}
             if run_dbt_build and plan.build:
-                dbt_summary = run_dbt("football", target, env, args=_dbt_args(dbt_select, full_check, full_refresh),
-                                      work_dir=home_dir / "dbt" / f"football-{target}")
+                dbt_summary = run_dbt(
+                    "football",
+                    target,
+                    env,
+                    args=_dbt_args(dbt_select, full_check, full_refresh),
+                    work_dir=home_dir / "dbt" / f"football-{target}",
+                )
             mark_synced(lake, plan, dbt_project if dbt_summary is not None else None)
 
     _publish(outcomes, plan, dbt_summary)
@@ -199,8 +234,9 @@ def football(
         "unchanged": [f"{o.competition} {o.endpoint} {o.season} ({o.status})" for o in outcomes if not o.landed],
         "loaded": loaded,
         "dbt": None if dbt_summary is None else f"{len(dbt_summary.nodes)} nodes in {dbt_summary.elapsed_s}s",
-        "report": None if report is None else f"artifact football-standings ({report.competitions} competitions, "
-                                              f"{report.charts} points charts)",
+        "report": None
+        if report is None
+        else f"artifact football-standings ({report.competitions} competitions, {report.charts} points charts)",
     }
 
 
@@ -216,8 +252,10 @@ def _print_summary(summary: dict[str, Any], dashboard_url: str | None) -> None:
     print(f"Warehouse: {summary['warehouse']}")
     if summary["target"] == "dev":
         print("Query it, for example:")
-        print(f"  python -c \"import duckdb; duckdb.connect('{summary['warehouse']}', read_only=True)"
-              ".sql('select * from football.fct_football_team_top_scorers order by competition_code, position').show()\"")
+        print(
+            f"  python -c \"import duckdb; duckdb.connect('{summary['warehouse']}', read_only=True)"
+            ".sql('select * from football.fct_football_team_top_scorers order by competition_code, position').show()\""
+        )
     print(f"Standings: {summary['report'] or 'not published (dbt did not run)'}")
     if dashboard_url:
         print(f"Dashboard: {dashboard_url}")
@@ -226,8 +264,12 @@ def _print_summary(summary: dict[str, Any], dashboard_url: str | None) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the football pipeline locally.")
     parser.add_argument("--sample", action="store_true", help="run offline on the deterministic sample")
-    parser.add_argument("--sample-matchday", type=int, metavar="N",
-                        help="with --sample: the season as it stood after N matchdays (default: all played)")
+    parser.add_argument(
+        "--sample-matchday",
+        type=int,
+        metavar="N",
+        help="with --sample: the season as it stood after N matchdays (default: all played)",
+    )
     parser.add_argument("--competitions", nargs="*", default=["PL"], help="competition codes (default: PL)")
     parser.add_argument("--season", type=int, help="season start year (default: the current season)")
     parser.add_argument("--home", help="INSIGHTFLOW_HOME to use (default: $INSIGHTFLOW_HOME or ./.insightflow)")
@@ -236,9 +278,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--full-check", action="store_true", help="build and run every data test over all rows")
     parser.add_argument("--full-refresh", action="store_true", help="reload the lake and rebuild incremental models")
     args = parser.parse_args(argv)
-    run = console.run_flow(football, competitions=args.competitions, season=args.season, sample=args.sample,
-                           sample_matchday=args.sample_matchday, home=args.home, target=args.target, run_dbt_build=not args.no_dbt,
-                           full_check=args.full_check, full_refresh=args.full_refresh)
+    run = console.run_flow(
+        football,
+        competitions=args.competitions,
+        season=args.season,
+        sample=args.sample,
+        sample_matchday=args.sample_matchday,
+        home=args.home,
+        target=args.target,
+        run_dbt_build=not args.no_dbt,
+        full_check=args.full_check,
+        full_refresh=args.full_refresh,
+    )
     if not run.state.is_completed():
         print(f"\nFootball run failed: {run.state.result(raise_on_failure=False)}", file=sys.stderr)
         if run.dashboard_url:

@@ -61,7 +61,10 @@ def _failure_cause(futures) -> str:
 
 
 def _dev_warehouse_env(home: str | None) -> dict[str, str]:
-    return {"INSIGHTFLOW_WAREHOUSE_PATH": str(config.warehouse_path(home)), "INSIGHTFLOW_LAKE_DIR": str(config.lake_dir(home))}
+    return {
+        "INSIGHTFLOW_WAREHOUSE_PATH": str(config.warehouse_path(home)),
+        "INSIGHTFLOW_LAKE_DIR": str(config.lake_dir(home)),
+    }
 
 
 def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summary) -> None:
@@ -69,23 +72,47 @@ def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summa
     for name in DATASETS:
         if name in results:
             r = results[name]
-            rows.append({"dataset": name, "status": r.status, "rows": r.rows,
-                         "partitions_written": len(r.partitions_written),
-                         "partitions_unchanged": len(r.partitions_unchanged),
-                         "partitions_deleted": len(r.partitions_deleted), "bytes": r.bytes,
-                         "source_etag": r.source_etag or "", "note": r.note})
+            rows.append(
+                {
+                    "dataset": name,
+                    "status": r.status,
+                    "rows": r.rows,
+                    "partitions_written": len(r.partitions_written),
+                    "partitions_unchanged": len(r.partitions_unchanged),
+                    "partitions_deleted": len(r.partitions_deleted),
+                    "bytes": r.bytes,
+                    "source_etag": r.source_etag or "",
+                    "note": r.note,
+                }
+            )
         elif name in failures:
-            rows.append({"dataset": name, "status": "failed", "rows": 0, "partitions_written": 0,
-                         "partitions_unchanged": 0, "partitions_deleted": 0, "bytes": 0, "source_etag": "",
-                         "note": failures[name][:300]})
-    create_table_artifact(rows, key="insightflow-datasets", description="Datasets fetched, validated and landed by this run")
+            rows.append(
+                {
+                    "dataset": name,
+                    "status": "failed",
+                    "rows": 0,
+                    "partitions_written": 0,
+                    "partitions_unchanged": 0,
+                    "partitions_deleted": 0,
+                    "bytes": 0,
+                    "source_etag": "",
+                    "note": failures[name][:300],
+                }
+            )
+    create_table_artifact(
+        rows, key="insightflow-datasets", description="Datasets fetched, validated and landed by this run"
+    )
     if dbt_summary is not None:
         if dbt_summary.skipped:
-            create_markdown_artifact(f"dbt build skipped: {dbt_summary.reason}.", key="insightflow-dbt",
-                                     description="dbt results")
+            create_markdown_artifact(
+                f"dbt build skipped: {dbt_summary.reason}.", key="insightflow-dbt", description="dbt results"
+            )
         else:
-            create_table_artifact(dbt_summary.table(), key="insightflow-dbt",
-                                  description=f"dbt build on target {dbt_summary.target} in {dbt_summary.elapsed_s}s")
+            create_table_artifact(
+                dbt_summary.table(),
+                key="insightflow-dbt",
+                description=f"dbt build on target {dbt_summary.target} in {dbt_summary.elapsed_s}s",
+            )
 
 
 @flow(name="insightflow", log_prints=True)
@@ -132,15 +159,20 @@ def insightflow(
 
         results: dict[str, LandResult] = {}
         failures: dict[str, str] = {}
-        for name, chain in zip(names, zip(fetched, validated, landed)):
+        for name, chain in zip(names, zip(fetched, validated, landed, strict=True), strict=True):
             if chain[-1].state.is_completed():
                 results[name] = chain[-1].result()
             else:
                 failures[name] = _failure_cause(chain)
 
         if results:
-            update_catalog(list(results.values()), lake, mode=catalog_mode,
-                           athena_block=athena_block, credentials_block=aws_credentials_block)
+            update_catalog(
+                list(results.values()),
+                lake,
+                mode=catalog_mode,
+                athena_block=athena_block,
+                credentials_block=aws_credentials_block,
+            )
 
         dbt_summary = None
         if run_dbt and results:
@@ -148,13 +180,22 @@ def insightflow(
                 env = load_dbt_prod_env(athena_block=athena_block, credentials_block=aws_credentials_block)
             else:
                 env = _dev_warehouse_env(home)
-            dbt_summary = build_warehouse(lake, target, env, home_dir / "dbt" / f"insightflow-{target}",
-                                          failed=sorted(failures), full_refresh=full_refresh,
-                                          node_tasks=dbt_node_tasks)
+            dbt_summary = build_warehouse(
+                lake,
+                target,
+                env,
+                home_dir / "dbt" / f"insightflow-{target}",
+                failed=sorted(failures),
+                full_refresh=full_refresh,
+                node_tasks=dbt_node_tasks,
+            )
         # Under the home lock, so a second run cannot interleave its report with this one's; not after a
         # partial landing, whose marts are partly stale (the run fails with IngestFailed below).
-        report = (publish_insightflow_report(lake, target, home, dbt_summary, athena_block, aws_credentials_block)
-                  if dbt_summary is not None and not failures else None)
+        report = (
+            publish_insightflow_report(lake, target, home, dbt_summary, athena_block, aws_credentials_block)
+            if dbt_summary is not None and not failures
+            else None
+        )
 
     _publish(results, failures, dbt_summary)
     summary = {
@@ -162,7 +203,9 @@ def insightflow(
         "lake": lake.uri(),
         "warehouse": str(config.warehouse_path(home)) if target == "dev" else "athena",
         "datasets": {n: r.status for n, r in results.items()} | {n: "failed" for n in failures},
-        "dbt": None if dbt_summary is None else ("skipped" if dbt_summary.skipped else f"{len(dbt_summary.nodes)} nodes"),
+        "dbt": None
+        if dbt_summary is None
+        else ("skipped" if dbt_summary.skipped else f"{len(dbt_summary.nodes)} nodes"),
         "report": None if report is None else report.latest_uri,
     }
     if failures:
@@ -181,8 +224,10 @@ def _print_summary(summary: dict, dashboard_url: str | None) -> None:
         wh = summary["warehouse"]
         print(f"Warehouse: {wh}")
         print("Query it, for example:")
-        print(f"  python -c \"import duckdb; duckdb.connect('{wh}', read_only=True)"
-              ".sql('select * from fct_retail_sales_monthly order by month_start_date desc limit 10').show()\"")
+        print(
+            f"  python -c \"import duckdb; duckdb.connect('{wh}', read_only=True)"
+            ".sql('select * from fct_retail_sales_monthly order by month_start_date desc limit 10').show()\""
+        )
     if dashboard_url:
         print(f"Dashboard: {dashboard_url}")
     print(f"\nReport:    {summary['report'] or 'not built (dbt did not run)'}")
@@ -192,29 +237,44 @@ def _sample_fault(value: str) -> tuple[str, str]:
     dataset, _, fault = value.partition("=")
     if dataset not in DATASETS or fault.split(":")[0] not in FAULTS:
         raise argparse.ArgumentTypeError(
-            f"expected DATASET=FAULT with DATASET in {', '.join(DATASETS)} and FAULT in {', '.join(FAULTS)}")
+            f"expected DATASET=FAULT with DATASET in {', '.join(DATASETS)} and FAULT in {', '.join(FAULTS)}"
+        )
     return dataset, fault
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Run the InsightFlow pipeline locally.")
     parser.add_argument("--sample", action="store_true", help="run offline on the deterministic sample data")
-    parser.add_argument("--sample-fault", type=_sample_fault, action="append", default=[], metavar="DATASET=FAULT",
-                        help="with --sample, serve a broken payload for a dataset to try the failure path "
-                             "(e.g. fuelprice=html)")
+    parser.add_argument(
+        "--sample-fault",
+        type=_sample_fault,
+        action="append",
+        default=[],
+        metavar="DATASET=FAULT",
+        help="with --sample, serve a broken payload for a dataset to try the failure path (e.g. fuelprice=html)",
+    )
     parser.add_argument("--datasets", nargs="*", choices=sorted(DATASETS), help="only these datasets (default: all)")
     parser.add_argument("--home", help="INSIGHTFLOW_HOME to use (default: $INSIGHTFLOW_HOME or ./.insightflow)")
     parser.add_argument("--target", choices=["dev", "prod"], default="dev")
     parser.add_argument("--full-refresh", action="store_true", help="rebuild dbt models from scratch")
     parser.add_argument("--no-dbt", action="store_true", help="land the lake only")
-    parser.add_argument("--fast-dbt", action="store_true",
-                        help="run dbt as one task instead of one Prefect task per model and test (~3x faster)")
+    parser.add_argument(
+        "--fast-dbt", action="store_true", help="run dbt inside one task, without a task run per model and test"
+    )
     args = parser.parse_args(argv)
     if args.sample_fault and not args.sample:
         parser.error("--sample-fault needs --sample")
-    run = console.run_flow(insightflow, datasets=args.datasets, sample=args.sample,
-                           sample_faults=dict(args.sample_fault) or None, home=args.home, target=args.target,
-                           full_refresh=args.full_refresh, run_dbt=not args.no_dbt, dbt_node_tasks=not args.fast_dbt)
+    run = console.run_flow(
+        insightflow,
+        datasets=args.datasets,
+        sample=args.sample,
+        sample_faults=dict(args.sample_fault) or None,
+        home=args.home,
+        target=args.target,
+        full_refresh=args.full_refresh,
+        run_dbt=not args.no_dbt,
+        dbt_node_tasks=not args.fast_dbt,
+    )
     if not run.state.is_completed():
         print(f"\nInsightFlow run failed: {run.state.result(raise_on_failure=False)}", file=sys.stderr)
         if run.dashboard_url:

@@ -84,7 +84,9 @@ def to_schedule(item: dict[str, Any]) -> Schedule:
 def local_deployment(spec: dict[str, Any], sample: bool = False, root: Path = PREFECT_YAML.parent) -> RunnerDeployment:
     """The prefect.yaml deployment ``spec`` as a served deployment on the local target."""
     name = spec["name"]
-    local = {key: resolve_local(spec.get(key), f"{name}.{key}") for key in ("description", "tags", "schedules", "parameters")}
+    local = {
+        key: resolve_local(spec.get(key), f"{name}.{key}") for key in ("description", "tags", "schedules", "parameters")
+    }
     limit = spec.get("concurrency_limit")
     flow = load_flow_from_entrypoint(str(root / spec["entrypoint"]))
     return flow.to_deployment(
@@ -136,7 +138,9 @@ def cancel_interrupted_runs(client: SyncPrefectClient, deployments: list[RunnerD
         ),
     )
     for run in runs:
-        client.set_flow_run_state(run.id, Cancelled(message="python -m flows.serve stopped during this run"), force=True)
+        client.set_flow_run_state(
+            run.id, Cancelled(message="python -m flows.serve stopped during this run"), force=True
+        )
     return [run.name for run in runs]
 
 
@@ -151,8 +155,11 @@ def main(argv: list[str] | None = None) -> int:
     deployments = [local_deployment(spec, sample=args.sample) for spec in read_deployments()]
     with get_client(sync_client=True) as client:
         if taken := on_work_pools(client, deployments):
-            print(f"not serving on {PREFECT_API_URL.value()}: {', '.join(taken)} already deployed there; "
-                  "serving would replace them. Use a local server (`prefect server start`).", file=sys.stderr)
+            print(
+                f"not serving on {PREFECT_API_URL.value()}: {', '.join(taken)} already deployed there; "
+                "serving would replace them. Use a local server (`prefect server start`).",
+                file=sys.stderr,
+            )
             return 2
 
     data = "the offline sample" if args.sample else "live sources"
@@ -172,6 +179,7 @@ def main(argv: list[str] | None = None) -> int:
             if cancelled := cancel_interrupted_runs(client, deployments):
                 print(f"Cancelled the runs this process was executing: {', '.join(cancelled)}", flush=True)
     return 0
+
 
 if __name__ == "__main__":
     try:

@@ -111,17 +111,25 @@ def undeclared_imports(repo: Path = REPO_ROOT) -> dict[str, list[str]]:
                 dists = {canonical(d) for d in providers.get(top, [])}
                 if dists & allowed:
                     continue
-                why = ("not installed at all" if not dists
-                       else f"from {', '.join(sorted(dists))}, which no declared dependency requires")
+                why = (
+                    "not installed at all"
+                    if not dists
+                    else f"from {', '.join(sorted(dists))}, which no declared dependency requires"
+                )
                 problems.setdefault(f"{top} ({why})", []).append(f"{path.relative_to(repo)}:{line}")
     return problems
 
 
 def modules_outside_closure(repo: Path = REPO_ROOT) -> set[str]:
     """Top-level modules that only distributions outside the runtime closure provide."""
-    allowed = runtime_closure(declared_requirements(repo)) | VENV_SEED | {canonical(_pyproject(repo)["project"]["name"])}
-    return {module for module, dists in md.packages_distributions().items()
-            if module not in sys.stdlib_module_names and not {canonical(d) for d in dists} & allowed}
+    allowed = (
+        runtime_closure(declared_requirements(repo)) | VENV_SEED | {canonical(_pyproject(repo)["project"]["name"])}
+    )
+    return {
+        module
+        for module, dists in md.packages_distributions().items()
+        if module not in sys.stdlib_module_names and not {canonical(d) for d in dists} & allowed
+    }
 
 
 class _RefuseModules(importlib.abc.MetaPathFinder):
@@ -132,8 +140,7 @@ class _RefuseModules(importlib.abc.MetaPathFinder):
 
     def find_spec(self, fullname, path=None, target=None):
         if fullname.split(".")[0] in self.blocked:
-            raise ModuleNotFoundError(f"No module named {fullname!r} (not brought by `pip install .`)",
-                                      name=fullname)
+            raise ModuleNotFoundError(f"No module named {fullname!r} (not brought by `pip install .`)", name=fullname)
         return None
 
 

@@ -50,6 +50,8 @@ from prefect.settings import get_current_settings, temporary_settings
 from prefect.states import State
 from prefect.utilities.urls import url_for
 
+from tasks.core.dbt import DBT_CONSOLE_LOG_LEVEL
+
 TEMPORARY_API_DEFAULTS: dict[str, Any] = {
     "server.analytics_enabled": False,
     "server.ephemeral.startup_timeout_seconds": 120,
@@ -113,7 +115,7 @@ def _finished_task_runs(client: Any, flow_run_id: UUID) -> dict[UUID, str]:
         page = client.read_logs(log_filter=log_filter, limit=PAGE, offset=offset)
         for log in page:
             if log.task_run_id and log.message.startswith(FINISHED):
-                found[log.task_run_id] = log.message[len(FINISHED):].split("(", 1)[0]
+                found[log.task_run_id] = log.message[len(FINISHED) :].split("(", 1)[0]
         if len(page) < PAGE:
             break
     return found
@@ -152,8 +154,10 @@ def wait_until_recorded(flow_run_id: UUID, timeout_s: float = RECORD_TIMEOUT_S) 
                 return 0
             waited = time.monotonic() - started
             if waited > timeout_s:
-                print(f"The temporary Prefect API had not recorded {len(missing)} of {len(expected)} task runs "
-                      f"after {timeout_s:.0f} s; they will be missing from its history.")
+                print(
+                    f"The temporary Prefect API had not recorded {len(missing)} of {len(expected)} task runs "
+                    f"after {timeout_s:.0f} s; they will be missing from its history."
+                )
                 return len(missing)
             if not announced and waited > 2:
                 print(f"Waiting for the temporary Prefect API to record {len(missing)} more task runs ...")
@@ -164,6 +168,8 @@ def wait_until_recorded(flow_run_id: UUID, timeout_s: float = RECORD_TIMEOUT_S) 
 def run_flow(flow: Callable[..., Any], **parameters: Any) -> CommandLineRun:
     """Run ``flow`` for a person at a terminal; see the module docstring for what that changes."""
     warnings.filterwarnings("ignore", message=VENDORED_REQUESTS_WARNING)
+    # dbt's own stdout (two lines per node) would drown the run's lines; its log file keeps them all.
+    os.environ.setdefault(DBT_CONSOLE_LOG_LEVEL, "warn")
     # The temporary API is a subprocess that imports the integrations too: the same filter, by prefix.
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:urllib3 ("]))
     with temporary_settings(set_defaults=TEMPORARY_API_DEFAULTS), _quiet_console():

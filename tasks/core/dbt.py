@@ -1,6 +1,6 @@
-"""Run a dbt project through prefect-dbt so every model and test is its own task in the Prefect UI.
+"""Run a dbt project so that, inside a flow run, every model and test is its own task run in the Prefect UI.
 
-Both pipelines call ``run_dbt_build``. Profiles live beside each project (``dbt/<name>/profiles.yml``)
+Both pipelines call ``run_dbt``. Profiles live beside each project (``dbt/<name>/profiles.yml``)
 and read everything through ``env_var()``; the caller passes those variables in ``env`` (secrets
 included), which are set for the duration of the invocation only and never logged.
 """
@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from tasks.core.config import DBT_DIR
+
+DBT_CONSOLE_LOG_LEVEL = "INSIGHTFLOW_DBT_CONSOLE_LOG_LEVEL"
 
 
 class DbtBuildError(RuntimeError):
@@ -44,8 +46,16 @@ class DbtSummary:
         return sum(1 for n in self.nodes if n["status"] == status)
 
     def table(self) -> list[dict]:
-        return [{"node": n["name"], "type": n["type"], "status": n["status"], "seconds": n["seconds"],
-                 "message": n["message"]} for n in self.nodes]
+        return [
+            {
+                "node": n["name"],
+                "type": n["type"],
+                "status": n["status"],
+                "seconds": n["seconds"],
+                "message": n["message"],
+            }
+            for n in self.nodes
+        ]
 
 
 def project_dir(name: str) -> Path:
@@ -82,13 +92,17 @@ def _node_rows(result) -> list[dict]:
     rows = []
     for r in getattr(result, "results", None) or []:
         node = r.node
-        rows.append({
-            "name": node.name,
-            "type": str(node.resource_type).split(".")[-1].lower(),
-            "status": str(r.status).split(".")[-1].lower(),
-            "seconds": round(float(r.execution_time or 0.0), 3),
-            "message": (r.message or "")[:300] if str(r.status).split(".")[-1].lower() in {"fail", "error", "warn"} else "",
-        })
+        rows.append(
+            {
+                "name": node.name,
+                "type": str(node.resource_type).split(".")[-1].lower(),
+                "status": str(r.status).split(".")[-1].lower(),
+                "seconds": round(float(r.execution_time or 0.0), 3),
+                "message": (r.message or "")[:300]
+                if str(r.status).split(".")[-1].lower() in {"fail", "error", "warn"}
+                else "",
+            }
+        )
     return rows
 
 
@@ -109,6 +123,22 @@ def release_duckdb() -> None:
         env.close()
 
 
+def _invoke(cli: list[str], manifest_path: Path, node_runs: bool):
+    """``dbtRunner().invoke(cli)``; inside a flow run with ``node_runs``, each node also shows as a task run."""
+    from dbt.cli.main import dbtRunner
+
+    from tasks.core.dbt_node_runs import NodeRunReporter
+    from tasks.core.dbt_run_context import current_run
+
+    run = current_run() if node_runs else None
+    if run is None:
+        return dbtRunner().invoke(cli)
+    from prefect import get_run_logger
+
+    with NodeRunReporter(run, manifest_path, get_run_logger()) as reporter:
+        return dbtRunner(callbacks=[reporter]).invoke(cli)
+
+
 def run_dbt(
     project: str,
     target: str,
@@ -121,33 +151,47 @@ def run_dbt(
     """Invoke dbt (default ``build``) on ``dbt/<project>`` for ``target``.
 
     ``work_dir`` holds dbt's target/ and logs/ (kept between runs so partial parsing stays warm).
-    Inside a flow run, prefect-dbt's runner turns each node into a task; ``in_prefect=False`` uses
-    plain dbt (benchmarks compare the two). Raises ``DbtBuildError`` naming every failing node.
+    Inside a flow run each executed model and test also shows as its own task run
+    (tasks/core/dbt_node_runs.py); ``in_prefect=False`` runs plain dbt only (``--fast-dbt``, and
+    the benchmarks' baseline). Raises ``DbtBuildError`` naming every failing node.
     """
     args = list(args or ["build"])
     path = project_dir(project)
     target_path = work_dir / "target"
     log_path = work_dir / "logs"
-    cli = [*args, "--target", target, "--project-dir", str(path), "--profiles-dir", str(path),
-           "--target-path", str(target_path), "--log-path", str(log_path)]
+    cli = [
+        *args,
+        "--target",
+        target,
+        "--project-dir",
+        str(path),
+        "--profiles-dir",
+        str(path),
+        "--target-path",
+        str(target_path),
+        "--log-path",
+        str(log_path),
+    ]
+    # dbt prints two lines per node to stdout; a command-line run (tasks/core/console.py) asks for
+    # warnings only there, while logs/dbt.log keeps every line and the node task runs carry the rest.
+    if console_level := os.environ.get(DBT_CONSOLE_LOG_LEVEL):
+        cli += ["--log-level", console_level, "--log-level-file", "debug"]
     started = time.perf_counter()
     with _environment(env):
-        if in_prefect:
-            from prefect_dbt.core.runner import PrefectDbtRunner
-            from prefect_dbt.core.settings import PrefectDbtSettings
-
-            settings = PrefectDbtSettings(project_dir=path, profiles_dir=path, target_path=target_path)
-            runner = PrefectDbtRunner(settings=settings, raise_on_failure=False)
-            result = runner.invoke(cli)
-        else:
-            from dbt.cli.main import dbtRunner
-
-            result = dbtRunner().invoke(cli)
+        result = _invoke(cli, target_path / "manifest.json", node_runs=in_prefect)
         release_duckdb()
-    summary = DbtSummary(project=project, target=target, command=" ".join(args),
-                         elapsed_s=round(time.perf_counter() - started, 2), nodes=_node_rows(result.result))
-    failures = [f"{n['type']} {n['name']} {n['status']}: {n['message']}" for n in summary.nodes
-                if n["status"] in {"fail", "error", "runtime error", "runtimeerr"}]
+    summary = DbtSummary(
+        project=project,
+        target=target,
+        command=" ".join(args),
+        elapsed_s=round(time.perf_counter() - started, 2),
+        nodes=_node_rows(result.result),
+    )
+    failures = [
+        f"{n['type']} {n['name']} {n['status']}: {n['message']}"
+        for n in summary.nodes
+        if n["status"] in {"fail", "error", "runtime error", "runtimeerr"}
+    ]
     if failures or not result.success:
         detail = str(result.exception) if result.exception else "dbt reported failure"
         raise DbtBuildError(project, failures, detail)

@@ -158,16 +158,23 @@ def get(
             if retry_after is not None:
                 if retry_after > policy.max_retry_after_s:
                     raise FetchError(
-                        what, url, f"{last.cause}; server asks to retry after {retry_after:.0f}s, "
+                        what,
+                        url,
+                        f"{last.cause}; server asks to retry after {retry_after:.0f}s, "
                         f"more than the {policy.max_retry_after_s:.0f}s this run will wait",
-                        status=last.status, transient=True,
+                        status=last.status,
+                        transient=True,
                     )
                 # Honour the server's wait, plus a little jitter so parallel clients do not stampede.
                 wait = retry_after + random.uniform(0, min(1.0, policy.backoff_base_s))
         attempt.wait_s = wait
         if on_attempt:
             on_attempt(attempt)
-        logger.warning("%s: attempt %d/%d failed (%s); retrying in %.2fs", what, number, policy.attempts, last.cause, wait)
+        logger.warning(
+            "%s: attempt %d/%d failed (%s); retrying in %.2fs", what, number, policy.attempts, last.cause, wait
+        )
         sleep(wait)
     assert last is not None
-    raise FetchError(what, url, f"{last.cause} (gave up after {policy.attempts} attempts)", status=last.status, transient=True)
+    raise FetchError(
+        what, url, f"{last.cause} (gave up after {policy.attempts} attempts)", status=last.status, transient=True
+    )

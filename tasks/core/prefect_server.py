@@ -115,7 +115,10 @@ def local_prefect_server(
     with open(log_path, "ab") as log:
         proc = subprocess.Popen(
             [sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1", "--port", str(port)],
-            stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
         )
     server = LocalPrefectServer(port=port, workdir=workdir, log_path=log_path, pid=proc.pid)
     try:
@@ -129,8 +132,9 @@ def _wait_healthy(proc: subprocess.Popen, server: LocalPrefectServer, timeout_s:
     deadline = time.monotonic() + timeout_s
     while True:
         if proc.poll() is not None:
-            raise ServerStartError(f"prefect server exited early ({proc.returncode}); log {server.log_path}:\n"
-                                   f"{server.log()[-3000:]}")
+            raise ServerStartError(
+                f"prefect server exited early ({proc.returncode}); log {server.log_path}:\n{server.log()[-3000:]}"
+            )
         try:
             if httpx.get(f"{server.api_url}/health", timeout=1).status_code == 200:
                 return

@@ -46,8 +46,16 @@ class MissingTokenError(RuntimeError):
 class FootballApiError(RuntimeError):
     """A fetch failed for good (or its transient faults never cleared); names competition and endpoint."""
 
-    def __init__(self, competition: str, endpoint: str, cause: str, *, status: int | None = None, transient: bool = False):
-        self.competition, self.endpoint, self.cause, self.status, self.transient = competition, endpoint, cause, status, transient
+    def __init__(
+        self, competition: str, endpoint: str, cause: str, *, status: int | None = None, transient: bool = False
+    ):
+        self.competition, self.endpoint, self.cause, self.status, self.transient = (
+            competition,
+            endpoint,
+            cause,
+            status,
+            transient,
+        )
         super().__init__(f"football-data.org competition {competition}, endpoint {endpoint}: {cause}")
 
 
@@ -57,7 +65,9 @@ class InvalidResponseError(ValueError):
     def __init__(self, competition: str, endpoint: str, cause: str, quarantine_key: str | None = None):
         self.competition, self.endpoint, self.cause, self.quarantine_key = competition, endpoint, cause, quarantine_key
         where = f" (quarantined at {quarantine_key})" if quarantine_key else ""
-        super().__init__(f"football-data.org competition {competition}, endpoint {endpoint}: invalid response: {cause}{where}")
+        super().__init__(
+            f"football-data.org competition {competition}, endpoint {endpoint}: invalid response: {cause}{where}"
+        )
 
 
 @dataclass(frozen=True)
@@ -117,8 +127,14 @@ class RatePacer:
     Thread-safe and shared by every fetch of one run (one token = one budget).
     """
 
-    def __init__(self, reserve: int = 0, margin_s: float = 0.25, max_wait_s: float = 120.0,
-                 clock: Callable[[], float] = time.monotonic, sleep: Callable[[float], None] = time.sleep):
+    def __init__(
+        self,
+        reserve: int = 0,
+        margin_s: float = 0.25,
+        max_wait_s: float = 120.0,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ):
         self.reserve, self.margin_s, self.max_wait_s = reserve, margin_s, max_wait_s
         self._clock, self._sleep = clock, sleep
         self._lock = threading.Lock()
@@ -210,16 +226,26 @@ def fetch(
     pacer.pace()
     try:
         response = get(
-            client, url, what=f"football-data.org {competition} {endpoint}",
+            client,
+            url,
+            what=f"football-data.org {competition} {endpoint}",
             headers={**(validators or {}), TOKEN_HEADER: token},
-            policy=policy, on_attempt=pacer.on_attempt, sleep=pacer.sleep_then_pace,
+            policy=policy,
+            on_attempt=pacer.on_attempt,
+            sleep=pacer.sleep_then_pace,
         )
     except FetchError as exc:
         raise FootballApiError(competition, endpoint, exc.cause, status=exc.status, transient=exc.transient) from None
     return Fetched(
-        competition=competition, endpoint=endpoint, season=season, url=url, body=response.content,
-        content_type=response.headers.get("content-type", ""), fetched_at=datetime.now(UTC),
-        status=response.status_code, etag=response.headers.get("ETag"),
+        competition=competition,
+        endpoint=endpoint,
+        season=season,
+        url=url,
+        body=response.content,
+        content_type=response.headers.get("content-type", ""),
+        fetched_at=datetime.now(UTC),
+        status=response.status_code,
+        etag=response.headers.get("ETag"),
         last_modified=response.headers.get("Last-Modified"),
     )
 
@@ -240,14 +266,28 @@ class FetchSession:
 
 # No task retries: tasks.core.http.get already retries transient faults, honouring Retry-After and the budget.
 @task(name="fetch-football-endpoint", cache_policy=NO_CACHE)
-def fetch_endpoint(session: FetchSession, competition: str, endpoint: str, season: int | None,
-                   validators: dict[str, str] | None = None) -> Fetched:
+def fetch_endpoint(
+    session: FetchSession, competition: str, endpoint: str, season: int | None, validators: dict[str, str] | None = None
+) -> Fetched:
     """Fetch one competition's standings or scorers within the rate budget (transient faults retried inside)."""
     log = get_run_logger()
-    fetched = fetch(session.client, session.root, session.token, competition, endpoint, season, session.pacer,
-                    session.policy, validators)
-    log.info("Fetched %s %s (HTTP %d, %d bytes); budget left this minute: %s", competition, endpoint, fetched.status,
-             len(fetched.body), session.pacer.available)
+    fetched = fetch(
+        session.client,
+        session.root,
+        session.token,
+        competition,
+        endpoint,
+        season,
+        session.pacer,
+        session.policy,
+        validators,
+    )
+    log.info(
+        "Fetched %s %s (HTTP %d, %d bytes); budget left this minute: %s",
+        competition,
+        endpoint,
+        fetched.status,
+        len(fetched.body),
+        session.pacer.available,
+    )
     return fetched
-
-

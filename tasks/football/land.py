@@ -40,8 +40,18 @@ def _missing(obj: Any, paths: tuple[str, ...]) -> list[str]:
     return out
 
 
-STANDING_ROW_FIELDS = ("position", "team.id", "team.name", "playedGames", "won", "draw", "lost", "points",
-                       "goalsFor", "goalsAgainst")
+STANDING_ROW_FIELDS = (
+    "position",
+    "team.id",
+    "team.name",
+    "playedGames",
+    "won",
+    "draw",
+    "lost",
+    "points",
+    "goalsFor",
+    "goalsAgainst",
+)
 SCORER_FIELDS = ("player.id", "player.name", "team.id", "team.name", "goals")
 DOCUMENT_FIELDS = ("competition.code", "season.startDate")
 

@@ -30,8 +30,17 @@ from tasks.football.land import RAW_PREFIX, parse_raw_key
 DUCKDB_SCHEMA = "raw"
 TABLES = {"standings": "football_standings", "scorers": "football_scorers"}
 SNAPSHOTS_TABLE = "football_snapshots"
-SNAPSHOT_COLUMNS = ("endpoint", "competition_code", "season_year", "file_name", "content_sha256", "matchday",
-                    "first_seen_at", "last_confirmed_at", "confirmations")
+SNAPSHOT_COLUMNS = (
+    "endpoint",
+    "competition_code",
+    "season_year",
+    "file_name",
+    "content_sha256",
+    "matchday",
+    "first_seen_at",
+    "last_confirmed_at",
+    "confirmations",
+)
 
 
 def _duckdb_ddl() -> list[str]:
@@ -66,19 +75,39 @@ def season_groups(snapshots: Iterable[Mapping[str, Any]]) -> dict[tuple[str, str
 def _replace_snapshots_duckdb(con: Any, snapshots: list[Mapping[str, Any]], loaded_at: datetime) -> int:
     """Replace the rows of every (endpoint, competition, season) in ``snapshots`` with these ones."""
     for (endpoint, competition, season), rows in season_groups(snapshots).items():
-        con.execute(f"delete from {DUCKDB_SCHEMA}.{SNAPSHOTS_TABLE} "
-                    "where endpoint = ? and competition_code = ? and season_year = ?", [endpoint, competition, season])
+        con.execute(
+            f"delete from {DUCKDB_SCHEMA}.{SNAPSHOTS_TABLE} "
+            "where endpoint = ? and competition_code = ? and season_year = ?",
+            [endpoint, competition, season],
+        )
         con.executemany(
             f"insert into {DUCKDB_SCHEMA}.{SNAPSHOTS_TABLE} ({', '.join(SNAPSHOT_COLUMNS)}, loaded_at) "
             f"values ({', '.join('?' * (len(SNAPSHOT_COLUMNS) + 1))})",
-            [(r["endpoint"], r["competition_code"], int(r["season_year"]), r["file_name"], r["content_sha256"],
-              r["matchday"], utc_naive(r["first_seen_at"]), utc_naive(r["last_confirmed_at"]), r["confirmations"],
-              loaded_at) for r in rows])
+            [
+                (
+                    r["endpoint"],
+                    r["competition_code"],
+                    int(r["season_year"]),
+                    r["file_name"],
+                    r["content_sha256"],
+                    r["matchday"],
+                    utc_naive(r["first_seen_at"]),
+                    utc_naive(r["last_confirmed_at"]),
+                    r["confirmations"],
+                    loaded_at,
+                )
+                for r in rows
+            ],
+        )
     return len(snapshots)
 
 
-def load_duckdb(lake: Lake, warehouse: Path, keys: Mapping[str, Iterable[str]] | None = None,
-                snapshots: list[Mapping[str, Any]] | None = None) -> dict[str, int]:
+def load_duckdb(
+    lake: Lake,
+    warehouse: Path,
+    keys: Mapping[str, Iterable[str]] | None = None,
+    snapshots: list[Mapping[str, Any]] | None = None,
+) -> dict[str, int]:
     """Insert raw football lake files the DuckDB warehouse does not hold yet; rows added per endpoint.
 
     ``keys`` (endpoint -> lake keys) names the files to load; None scans the whole raw prefix.
@@ -99,9 +128,17 @@ def load_duckdb(lake: Lake, warehouse: Path, keys: Mapping[str, Iterable[str]] |
                 present = {row[0] for row in con.execute(f"select file_name from {DUCKDB_SCHEMA}.{table}").fetchall()}
             else:
                 candidates = sorted(set(keys.get(endpoint) or ()))
-                present = {row[0] for row in con.execute(
-                    f"select file_name from {DUCKDB_SCHEMA}.{table} where file_name in (select unnest(?))",
-                    [candidates]).fetchall()} if candidates else set()
+                present = (
+                    {
+                        row[0]
+                        for row in con.execute(
+                            f"select file_name from {DUCKDB_SCHEMA}.{table} where file_name in (select unnest(?))",
+                            [candidates],
+                        ).fetchall()
+                    }
+                    if candidates
+                    else set()
+                )
             rows = []
             for key in candidates:
                 meta = parse_raw_key(key)
@@ -111,7 +148,9 @@ def load_duckdb(lake: Lake, warehouse: Path, keys: Mapping[str, Iterable[str]] |
                 if body is None:
                     continue
                 fetched_at = datetime.fromisoformat(meta["fetched_at"]).replace(tzinfo=None)
-                rows.append((key, meta["competition"], int(meta["season"]), fetched_at, body.decode("utf-8"), loaded_at))
+                rows.append(
+                    (key, meta["competition"], int(meta["season"]), fetched_at, body.decode("utf-8"), loaded_at)
+                )
             if rows:
                 con.executemany(
                     f"insert or ignore into {DUCKDB_SCHEMA}.{table} "
@@ -126,11 +165,10 @@ def load_duckdb(lake: Lake, warehouse: Path, keys: Mapping[str, Iterable[str]] |
 
 
 @task(name="load-football-duckdb", cache_policy=NO_CACHE)
-def load_raw_duckdb(lake: Lake, warehouse: Path, keys: dict[str, list[str]] | None = None,
-                    snapshots: list[dict[str, Any]] | None = None) -> dict[str, int]:
+def load_raw_duckdb(
+    lake: Lake, warehouse: Path, keys: dict[str, list[str]] | None = None, snapshots: list[dict[str, Any]] | None = None
+) -> dict[str, int]:
     """Load new raw football lake files into the DuckDB warehouse (each file once)."""
     added = load_duckdb(lake, warehouse, keys, snapshots)
     get_run_logger().info("DuckDB raw football rows added: %s", added)
     return added
-
-

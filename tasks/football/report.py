@@ -97,16 +97,21 @@ def snowflake_query(block_name: str) -> tuple[Query, Callable[[], None]]:
 
 
 def read_marts(query: Query, schema: str) -> dict[str, list[dict[str, Any]]]:
-    return {"standings": query(STANDINGS_SQL.format(schema=schema)),
-            "scorers": query(SCORERS_SQL.format(schema=schema, limit=TOP_SCORERS)),
-            "history": query(HISTORY_SQL.format(schema=schema))}
+    return {
+        "standings": query(STANDINGS_SQL.format(schema=schema)),
+        "scorers": query(SCORERS_SQL.format(schema=schema, limit=TOP_SCORERS)),
+        "history": query(HISTORY_SQL.format(schema=schema)),
+    }
 
 
 def points_by_matchday(history: list[dict[str, Any]], code: str, season: int) -> dict[str, dict[int, int]]:
     """team -> {matchday: points} from the last snapshot of each matchday of one competition's season."""
     last: dict[int, Any] = {}
-    rows = [r for r in history if r["competition_code"] == code and r["season_year"] == season
-            and r["current_matchday"] is not None]
+    rows = [
+        r
+        for r in history
+        if r["competition_code"] == code and r["season_year"] == season and r["current_matchday"] is not None
+    ]
     for row in rows:
         day = int(row["current_matchday"])
         last[day] = max(last.get(day, row["fetched_at"]), row["fetched_at"])
@@ -139,12 +144,18 @@ def points_chart(points: dict[str, dict[int, int]], title: str) -> bytes:
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.grid(color="#E5E5E5")
     # Outside the axes: inside, the leaders' lines run straight through the top-left corner.
-    ax.legend(loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8.5, frameon=False,
-              ncols=2 if len(points) > 12 else 1)
+    ax.legend(
+        loc="center left", bbox_to_anchor=(1.01, 0.5), fontsize=8.5, frameon=False, ncols=2 if len(points) > 12 else 1
+    )
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
-    fig.supxlabel("Source: football-data.org standings; mart fct_football_standings_history", x=0.01, ha="left",
-                  fontsize=8, color="#555555")
+    fig.supxlabel(
+        "Source: football-data.org standings; mart fct_football_standings_history",
+        x=0.01,
+        ha="left",
+        fontsize=8,
+        color="#555555",
+    )
     raw = io.BytesIO()
     fig.savefig(raw, format="png", metadata={"Software": None})
     raw.seek(0)
@@ -169,11 +180,24 @@ def _form(value: Any) -> str:
 
 
 def standings_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "|".join("---:" if c not in ("Team", "Form") else "---"
-                                                                 for c in COLUMNS) + "|"]
+    lines = [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "|".join("---:" if c not in ("Team", "Form") else "---" for c in COLUMNS) + "|",
+    ]
     for r in rows:
-        cells = (r["position"], r["team_name"], r["played_games"], r["won"], r["draw"], r["lost"], r["goals_for"],
-                 r["goals_against"], f"{r['goal_difference']:+d}", r["points"], _form(r["form"]))
+        cells = (
+            r["position"],
+            r["team_name"],
+            r["played_games"],
+            r["won"],
+            r["draw"],
+            r["lost"],
+            r["goals_for"],
+            r["goals_against"],
+            f"{r['goal_difference']:+d}",
+            r["points"],
+            _form(r["form"]),
+        )
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -181,8 +205,15 @@ def standings_table(rows: list[dict[str, Any]]) -> str:
 def scorers_table(rows: list[dict[str, Any]]) -> str:
     lines = ["| # | Player | Team | Goals | Assists | Penalties | Played |", "|---:|---|---|---:|---:|---:|---:|"]
     for r in rows:
-        cells = (r["scorer_rank"], r["player_name"], r["team_name"], r["goals"], r["assists"], r["penalties"],
-                 r["played_matches"])
+        cells = (
+            r["scorer_rank"],
+            r["player_name"],
+            r["team_name"],
+            r["goals"],
+            r["assists"],
+            r["penalties"],
+            r["played_matches"],
+        )
         lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
     return "\n".join(lines)
 
@@ -196,32 +227,43 @@ def render_markdown(marts: dict[str, list[dict[str, Any]]]) -> tuple[str, int]:
     for code, season in competitions:
         rows = [r for r in marts["standings"] if (r["competition_code"], r["season_year"]) == (code, season)]
         first = rows[0]
-        parts.append(f"## {first['competition_name']} ({code}), {season}/{str(season + 1)[-2:]}, "
-                     f"matchday {first['current_matchday']}")
+        parts.append(
+            f"## {first['competition_name']} ({code}), {season}/{str(season + 1)[-2:]}, "
+            f"matchday {first['current_matchday']}"
+        )
         parts.append(f"_Standings fetched {_when(first['fetched_at'])}._")
         tables = sorted({(r["stage"] or "", r["group_name"] or "") for r in rows})
         for stage, group in tables:
             if len(tables) > 1:
                 parts.append(f"### {group or stage}")
-            parts.append(standings_table([r for r in rows if (r["stage"] or "", r["group_name"] or "") == (stage, group)]))
+            parts.append(
+                standings_table([r for r in rows if (r["stage"] or "", r["group_name"] or "") == (stage, group)])
+            )
         scorers = [r for r in marts["scorers"] if (r["competition_code"], r["season_year"]) == (code, season)]
         parts.append(f"### Top scorers\n\n{scorers_table(scorers)}" if scorers else "_No scorers published yet._")
         points = points_by_matchday(marts["history"], code, season)
         days = {d for by_day in points.values() for d in by_day}
         if len(days) >= 2 and len(tables) == 1:
-            png = points_chart(points, f"{first['competition_name']} {season}/{str(season + 1)[-2:]}: points by matchday")
-            parts.append(f"![Points by matchday, {first['competition_name']}]"
-                         f"(data:image/png;base64,{base64.b64encode(png).decode()})")
+            png = points_chart(
+                points, f"{first['competition_name']} {season}/{str(season + 1)[-2:]}: points by matchday"
+            )
+            parts.append(
+                f"![Points by matchday, {first['competition_name']}]"
+                f"(data:image/png;base64,{base64.b64encode(png).decode()})"
+            )
             charts += 1
         else:
-            parts.append(f"_Points chart: the history holds {len(days)} matchday(s) of this season; "
-                         "it appears from the second matchday on._")
+            parts.append(
+                f"_Points chart: the history holds {len(days)} matchday(s) of this season; "
+                "it appears from the second matchday on._"
+            )
     return "\n\n".join(parts) + "\n", charts
 
 
 @task(name="football-report", cache_policy=NO_CACHE)
-def publish_football_report(lake: Lake, target: str, home: str | None,
-                            snowflake_block: str = "insightflow-snowflake") -> FootballReport:
+def publish_football_report(
+    lake: Lake, target: str, home: str | None, snowflake_block: str = "insightflow-snowflake"
+) -> FootballReport:
     """Publish each competition's current table, top scorers and points chart as the ``football-standings`` artifact."""
     started = time.perf_counter()
     source = "DuckDB" if target == "dev" else f"Snowflake (block {snowflake_block})"
@@ -238,12 +280,23 @@ def publish_football_report(lake: Lake, target: str, home: str | None,
     except Exception as exc:
         raise RuntimeError(f"football report: reading the football marts from {source} failed: {exc}") from exc
     markdown, charts = render_markdown(marts)
-    create_markdown_artifact(markdown, key=ARTIFACT_KEY, description="Current standings and top scorers per competition")
+    create_markdown_artifact(
+        markdown, key=ARTIFACT_KEY, description="Current standings and top scorers per competition"
+    )
     lake.write(LATEST_KEY, markdown.encode())
-    result = FootballReport(competitions=len({r["competition_code"] for r in marts["standings"]}), charts=charts,
-                            markdown_bytes=len(markdown.encode()), seconds=round(time.perf_counter() - started, 3))
-    get_run_logger().info("football report: %d competition(s), %d chart(s), %d bytes of markdown in %.2fs",
-                          result.competitions, result.charts, result.markdown_bytes, result.seconds)
+    result = FootballReport(
+        competitions=len({r["competition_code"] for r in marts["standings"]}),
+        charts=charts,
+        markdown_bytes=len(markdown.encode()),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    get_run_logger().info(
+        "football report: %d competition(s), %d chart(s), %d bytes of markdown in %.2fs",
+        result.competitions,
+        result.charts,
+        result.markdown_bytes,
+        result.seconds,
+    )
     return result
 
 
@@ -258,8 +311,14 @@ def republish_football_report(lake: Lake) -> FootballReport | None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     markdown = f"_Confirmed unchanged at {stamp}: no new standings or scorers since this table was built._\n\n"
     markdown += latest.decode()
-    create_markdown_artifact(markdown, key=ARTIFACT_KEY, description="Current standings and top scorers per competition")
+    create_markdown_artifact(
+        markdown, key=ARTIFACT_KEY, description="Current standings and top scorers per competition"
+    )
     charts = markdown.count("](data:image/png;base64,")
     competitions = markdown.count("\n## ")
-    return FootballReport(competitions=competitions, charts=charts, markdown_bytes=len(markdown.encode()),
-                          seconds=round(time.perf_counter() - started, 3))
+    return FootballReport(
+        competitions=competitions,
+        charts=charts,
+        markdown_bytes=len(markdown.encode()),
+        seconds=round(time.perf_counter() - started, 3),
+    )

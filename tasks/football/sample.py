@@ -31,8 +31,10 @@ from urllib.parse import parse_qs, urlparse
 
 from tasks.football.sample_data import COMPETITIONS, SAMPLE_SEASON, SAMPLE_TOKEN, scorers, standings
 
-RESTRICTED_MESSAGE = ("The resource you are looking for is restricted and apparently not within your permissions. "
-                      "Please check your subscription.")
+RESTRICTED_MESSAGE = (
+    "The resource you are looking for is restricted and apparently not within your permissions. "
+    "Please check your subscription."
+)
 NOT_FOUND_MESSAGE = "The resource you are looking for does not exist."
 INVALID_TOKEN_MESSAGE = "Your API token is invalid."
 
@@ -67,9 +69,17 @@ class SampleServer:
     e.g. ``faults["/v4/competitions/PL/standings"] = [Fault(503), Fault(503)]``.
     """
 
-    def __init__(self, token: str = SAMPLE_TOKEN, per_minute: int = 10, window_s: float = 60.0,
-                 season: int = SAMPLE_SEASON, restricted: tuple[str, ...] = ("CL", "WC"), send_retry_after: bool = True,
-                 conditional: bool = True, volatile: bool = False):
+    def __init__(
+        self,
+        token: str = SAMPLE_TOKEN,
+        per_minute: int = 10,
+        window_s: float = 60.0,
+        season: int = SAMPLE_SEASON,
+        restricted: tuple[str, ...] = ("CL", "WC"),
+        send_retry_after: bool = True,
+        conditional: bool = True,
+        volatile: bool = False,
+    ):
         self.token, self.per_minute, self.window_s, self.season = token, per_minute, window_s, season
         self.restricted, self.send_retry_after = restricted, send_retry_after
         # conditional: answer If-None-Match / If-Modified-Since; volatile: re-stamp lastUpdated on every response.
@@ -129,12 +139,17 @@ class SampleServer:
             reset = max(1, math.ceil(self._window_start + self.window_s - now))
             return max(0, self.per_minute - self._used), reset, over
 
-    def respond(self, path: str, query: dict[str, list[str]], token: str | None,
-                conditions: dict[str, str] | None = None) -> tuple[int, bytes, str, dict[str, str]]:
+    def respond(
+        self, path: str, query: dict[str, list[str]], token: str | None, conditions: dict[str, str] | None = None
+    ) -> tuple[int, bytes, str, dict[str, str]]:
         """The status, body, content type and headers for one GET (``conditions``: If-None-Match, If-Modified-Since)."""
         available, reset, over = self._budget(count=True)
-        headers = {"X-Requests-Available-Minute": str(available), "X-RequestCounter-Reset": str(reset),
-                   "X-API-Version": "v4", "X-Authenticated-Client": "InsightFlow sample server"}
+        headers = {
+            "X-Requests-Available-Minute": str(available),
+            "X-RequestCounter-Reset": str(reset),
+            "X-API-Version": "v4",
+            "X-Authenticated-Client": "InsightFlow sample server",
+        }
         with self._lock:
             fault = self.faults[path].popleft() if self.faults.get(path) else None
         if fault is not None:
@@ -180,7 +195,9 @@ class SampleServer:
         self.log.append((path, 200))
         return 200, body, "application/json;charset=UTF-8", headers
 
-    def _error(self, path: str, status: int, message: str, headers: dict[str, str]) -> tuple[int, bytes, str, dict[str, str]]:
+    def _error(
+        self, path: str, status: int, message: str, headers: dict[str, str]
+    ) -> tuple[int, bytes, str, dict[str, str]]:
         self.log.append((path, status))
         body = json.dumps({"message": message, "errorCode": status}).encode()
         return status, body, "application/json;charset=UTF-8", headers
@@ -191,10 +208,14 @@ class SampleServer:
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 parsed = urlparse(self.path)
-                conditions = {name: self.headers[name] for name in ("If-None-Match", "If-Modified-Since")
-                              if self.headers.get(name)}
+                conditions = {
+                    name: self.headers[name]
+                    for name in ("If-None-Match", "If-Modified-Since")
+                    if self.headers.get(name)
+                }
                 status, body, content_type, headers = server.respond(
-                    parsed.path, parse_qs(parsed.query), self.headers.get("X-Auth-Token"), conditions)
+                    parsed.path, parse_qs(parsed.query), self.headers.get("X-Auth-Token"), conditions
+                )
                 self.send_response(status)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -208,7 +229,9 @@ class SampleServer:
 
         self._httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self._httpd.daemon_threads = True
-        self._thread = threading.Thread(target=self._httpd.serve_forever, args=(0.05,), name="football-sample-server", daemon=True)
+        self._thread = threading.Thread(
+            target=self._httpd.serve_forever, args=(0.05,), name="football-sample-server", daemon=True
+        )
         self._thread.start()
         return self
 

@@ -62,8 +62,10 @@ def _without_volatile(value: Any) -> Any:
 
 def content_sha256(document: dict[str, Any], endpoint: str) -> str:
     """The hash of what the models read from a response (see the module docstring for the rule)."""
-    content = {"competition": (document.get("competition") or {}).get("code"),
-               **{section: document.get(section) for section in CONTENT_SECTIONS[endpoint]}}
+    content = {
+        "competition": (document.get("competition") or {}).get("code"),
+        **{section: document.get(section) for section in CONTENT_SECTIONS[endpoint]},
+    }
     canonical = json.dumps(_without_volatile(content), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(canonical.encode()).hexdigest()
 
@@ -75,7 +77,12 @@ def _iso(at: datetime) -> str:
 def read_manifest(lake: Lake, competition: str, endpoint: str) -> dict[str, Any]:
     """The competition/endpoint manifest, or an empty one before the first landing."""
     return lake.read_json(manifest_key(competition, endpoint)) or {
-        "format": MANIFEST_FORMAT, "competition": competition, "endpoint": endpoint, "requests": {}, "seasons": {}}
+        "format": MANIFEST_FORMAT,
+        "competition": competition,
+        "endpoint": endpoint,
+        "requests": {},
+        "seasons": {},
+    }
 
 
 def read_ledger(lake: Lake, competition: str, endpoint: str, season: str) -> list[dict[str, Any]]:
@@ -122,17 +129,34 @@ class Outcome:
         return self.status == "landed"
 
     def row(self) -> dict[str, Any]:
-        return {"competition": self.competition, "endpoint": self.endpoint, "season": self.season,
-                "status": self.status, "snapshot": self.key, "matchday": self.matchday,
-                "first_seen_at": self.first_seen_at, "last_confirmed_at": self.last_confirmed_at,
-                "content_sha256": self.content_sha256[:12], "bytes": self.bytes}
+        return {
+            "competition": self.competition,
+            "endpoint": self.endpoint,
+            "season": self.season,
+            "status": self.status,
+            "snapshot": self.key,
+            "matchday": self.matchday,
+            "first_seen_at": self.first_seen_at,
+            "last_confirmed_at": self.last_confirmed_at,
+            "content_sha256": self.content_sha256[:12],
+            "bytes": self.bytes,
+        }
 
 
 def _outcome(fetched: Fetched, season: str, status: str, snapshot: dict[str, Any], manifest: dict[str, Any]) -> Outcome:
-    return Outcome(competition=fetched.competition, endpoint=fetched.endpoint, season=season, status=status,
-                   key=snapshot["key"], content_sha256=snapshot["content_sha256"], matchday=snapshot.get("matchday"),
-                   first_seen_at=snapshot["first_seen_at"], last_confirmed_at=snapshot["last_confirmed_at"],
-                   bytes=len(fetched.body), manifest=manifest)
+    return Outcome(
+        competition=fetched.competition,
+        endpoint=fetched.endpoint,
+        season=season,
+        status=status,
+        key=snapshot["key"],
+        content_sha256=snapshot["content_sha256"],
+        matchday=snapshot.get("matchday"),
+        first_seen_at=snapshot["first_seen_at"],
+        last_confirmed_at=snapshot["last_confirmed_at"],
+        bytes=len(fetched.body),
+        manifest=manifest,
+    )
 
 
 def _remember(manifest: dict[str, Any], fetched: Fetched, season: str) -> None:
@@ -160,8 +184,12 @@ def record(lake: Lake, fetched: Fetched, manifest: dict[str, Any] | None = None)
         season = (manifest["requests"].get(request_id(fetched.url)) or {}).get("season") or ""
         latest = (manifest["seasons"].get(season) or {}).get("latest")
         if latest is None:
-            raise FootballApiError(fetched.competition, fetched.endpoint,
-                                   "HTTP 304 Not Modified for a request this lake has no snapshot of", status=304)
+            raise FootballApiError(
+                fetched.competition,
+                fetched.endpoint,
+                "HTTP 304 Not Modified for a request this lake has no snapshot of",
+                status=304,
+            )
         _confirm(latest, seen_at)
         _remember(manifest, fetched, season)
         lake.write_json(manifest_key(fetched.competition, fetched.endpoint), manifest)
@@ -182,13 +210,25 @@ def record(lake: Lake, fetched: Fetched, manifest: dict[str, Any] | None = None)
         else:
             if ledger and latest is not None and ledger[-1]["key"] == latest["key"]:
                 ledger[-1] = dict(latest)  # close the previous snapshot with its final confirmation time
-            entry = {"key": land(lake, fetched), "content_sha256": digest,
-                     "matchday": (document.get("season") or {}).get("currentMatchday"),
-                     "first_seen_at": seen_at, "last_confirmed_at": seen_at, "confirmations": 0}
+            entry = {
+                "key": land(lake, fetched),
+                "content_sha256": digest,
+                "matchday": (document.get("season") or {}).get("currentMatchday"),
+                "first_seen_at": seen_at,
+                "last_confirmed_at": seen_at,
+                "confirmations": 0,
+            }
             ledger.append(entry)
-            lake.write_json(ledger_key(fetched.competition, fetched.endpoint, season),
-                            {"format": MANIFEST_FORMAT, "competition": fetched.competition,
-                             "endpoint": fetched.endpoint, "season": season, "snapshots": ledger})
+            lake.write_json(
+                ledger_key(fetched.competition, fetched.endpoint, season),
+                {
+                    "format": MANIFEST_FORMAT,
+                    "competition": fetched.competition,
+                    "endpoint": fetched.endpoint,
+                    "season": season,
+                    "snapshots": ledger,
+                },
+            )
             state["latest"] = dict(entry)
             _remember(manifest, fetched, season)
             lake.write_json(manifest_key(fetched.competition, fetched.endpoint), manifest)
@@ -216,21 +256,39 @@ class SyncPlan:
         return not (any(self.keys.values()) or self.rescan or self.build)
 
 
-def snapshot_rows(ledger: list[dict[str, Any]], latest: dict[str, Any] | None, competition: str, endpoint: str,
-                  season: str) -> list[dict[str, Any]]:
+def snapshot_rows(
+    ledger: list[dict[str, Any]], latest: dict[str, Any] | None, competition: str, endpoint: str, season: str
+) -> list[dict[str, Any]]:
     """Ledger entries as table rows; the open (latest) one carries the manifest's live confirmation time."""
     rows = []
     for entry in ledger:
         live = latest if latest is not None and latest["key"] == entry["key"] else entry
-        rows.append({"endpoint": endpoint, "competition_code": competition, "season_year": int(season),
-                     "file_name": entry["key"], "content_sha256": entry["content_sha256"],
-                     "matchday": entry.get("matchday"), "first_seen_at": entry["first_seen_at"],
-                     "last_confirmed_at": live["last_confirmed_at"], "confirmations": live.get("confirmations", 0)})
+        rows.append(
+            {
+                "endpoint": endpoint,
+                "competition_code": competition,
+                "season_year": int(season),
+                "file_name": entry["key"],
+                "content_sha256": entry["content_sha256"],
+                "matchday": entry.get("matchday"),
+                "first_seen_at": entry["first_seen_at"],
+                "last_confirmed_at": live["last_confirmed_at"],
+                "confirmations": live.get("confirmations", 0),
+            }
+        )
     return rows
 
 
-def plan_sync(lake: Lake, outcomes: list[Outcome], target: str, dbt_project: str | None, *,
-              rescan: bool = False, build: bool = False, reason: str = "") -> SyncPlan:
+def plan_sync(
+    lake: Lake,
+    outcomes: list[Outcome],
+    target: str,
+    dbt_project: str | None,
+    *,
+    rescan: bool = False,
+    build: bool = False,
+    reason: str = "",
+) -> SyncPlan:
     """Snapshots landed but not yet loaded into ``target``, and whether dbt must run.
 
     Reads a season ledger only where the manifest says ``target`` is behind, so an unchanged tick
@@ -247,8 +305,9 @@ def plan_sync(lake: Lake, outcomes: list[Outcome], target: str, dbt_project: str
             stale = dbt_project is not None and synced.get("dbt_project") != dbt_project
             if stale and not behind:
                 plan.build = True
-                plan.reasons.append(f"{outcome.competition} {outcome.endpoint} {season}: dbt project changed since "
-                                    "its last build")
+                plan.reasons.append(
+                    f"{outcome.competition} {outcome.endpoint} {season}: dbt project changed since its last build"
+                )
             if not (behind or rescan):
                 if stale:
                     plan.marks.append((outcome.competition, outcome.endpoint, season, latest["key"]))
@@ -260,7 +319,9 @@ def plan_sync(lake: Lake, outcomes: list[Outcome], target: str, dbt_project: str
             plan.snapshots.extend(snapshot_rows(ledger, latest, outcome.competition, outcome.endpoint, season))
             plan.marks.append((outcome.competition, outcome.endpoint, season, latest["key"]))
             if behind:
-                plan.reasons.append(f"{outcome.competition} {outcome.endpoint} {season}: {len(keys) - start} new snapshot(s)")
+                plan.reasons.append(
+                    f"{outcome.competition} {outcome.endpoint} {season}: {len(keys) - start} new snapshot(s)"
+                )
     if any(plan.keys.values()):
         plan.build = True
     return plan
@@ -284,6 +345,7 @@ def mark_synced(lake: Lake, plan: SyncPlan, dbt_project: str | None) -> None:
 def record_snapshot(lake: Lake, fetched: Fetched, manifest: dict[str, Any]) -> Outcome:
     """Land the response if its content changed since the last snapshot, else record it as confirmed."""
     outcome = record(lake, fetched, manifest)
-    get_run_logger().info("%s %s %s: %s (%s)", outcome.competition, outcome.endpoint, outcome.season, outcome.status,
-                          outcome.key)
+    get_run_logger().info(
+        "%s %s %s: %s (%s)", outcome.competition, outcome.endpoint, outcome.season, outcome.status, outcome.key
+    )
     return outcome

@@ -62,8 +62,9 @@ def stage_url(lake: Lake) -> str:
     return uri.rstrip("/") + "/"
 
 
-def snowflake_ddl(layout: SnowflakeLayout, url: str, storage_integration: str | None,
-                  existing_tables: frozenset[str] = frozenset()) -> list[str]:
+def snowflake_ddl(
+    layout: SnowflakeLayout, url: str, storage_integration: str | None, existing_tables: frozenset[str] = frozenset()
+) -> list[str]:
     """Idempotent DDL: RAW schema, JSON file format, raw tables and the external stage over the lake prefix.
 
     Tables in ``existing_tables`` (upper-case names) are left out: fakesnow 0.12.1 wipes a table's load
@@ -122,7 +123,7 @@ def stage_relative(key: str) -> str:
     """A raw lake key as Snowflake names the file: relative to the stage over ``raw/football/``."""
     if parse_raw_key(key) is None or not key.startswith(f"{RAW_PREFIX}/"):
         raise ValueError(f"not a football snapshot key: {key!r}")
-    return key[len(RAW_PREFIX) + 1:]
+    return key[len(RAW_PREFIX) + 1 :]
 
 
 def copy_files_sql(layout: SnowflakeLayout, endpoint: str, keys: Iterable[str]) -> str:
@@ -133,7 +134,7 @@ def copy_files_sql(layout: SnowflakeLayout, endpoint: str, keys: Iterable[str]) 
         relative = stage_relative(key)
         if not relative.startswith(prefix):
             raise ValueError(f"snapshot {key!r} is not a {endpoint} snapshot")
-        names.append(f"'{relative[len(prefix):]}'")
+        names.append(f"'{relative[len(prefix) :]}'")
     return (
         f"copy into {layout.table(endpoint)} (file_name, document, loaded_at) "
         f"from (select metadata$filename, $1, current_timestamp()::timestamp_ntz "
@@ -148,17 +149,25 @@ def replace_snapshots_snowflake(connector: Any, layout: SnowflakeLayout, snapsho
     columns = ", ".join(SNAPSHOT_COLUMNS)
     values = ", ".join(f"%({c})s" for c in SNAPSHOT_COLUMNS)
     for (endpoint, competition, season), rows in season_groups(snapshots).items():
-        connector.execute(f"delete from {layout.snapshots_table} where endpoint = %(endpoint)s "
-                          "and competition_code = %(competition)s and season_year = %(season)s",
-                          parameters={"endpoint": endpoint, "competition": competition, "season": season})
+        connector.execute(
+            f"delete from {layout.snapshots_table} where endpoint = %(endpoint)s "
+            "and competition_code = %(competition)s and season_year = %(season)s",
+            parameters={"endpoint": endpoint, "competition": competition, "season": season},
+        )
         connector.execute_many(
             f"insert into {layout.snapshots_table} ({columns}, loaded_at) "
             f"values ({values}, current_timestamp()::timestamp_ntz)",
-            seq_of_parameters=[{**{c: r[c] for c in SNAPSHOT_COLUMNS}, "file_name": stage_relative(r["file_name"]),
-                                "season_year": int(r["season_year"]),
-                                "first_seen_at": utc_naive(r["first_seen_at"]).isoformat(sep=" "),
-                                "last_confirmed_at": utc_naive(r["last_confirmed_at"]).isoformat(sep=" ")}
-                               for r in rows])
+            seq_of_parameters=[
+                {
+                    **{c: r[c] for c in SNAPSHOT_COLUMNS},
+                    "file_name": stage_relative(r["file_name"]),
+                    "season_year": int(r["season_year"]),
+                    "first_seen_at": utc_naive(r["first_seen_at"]).isoformat(sep=" "),
+                    "last_confirmed_at": utc_naive(r["last_confirmed_at"]).isoformat(sep=" "),
+                }
+                for r in rows
+            ],
+        )
     return len(snapshots)
 
 
@@ -216,7 +225,7 @@ def load_snowflake(
         for endpoint in ENDPOINTS:
             names = sorted(set(keys.get(endpoint) or ()))
             for start in range(0, len(names), COPY_FILES_MAX):
-                statements.append((endpoint, copy_files_sql(layout, endpoint, names[start:start + COPY_FILES_MAX])))
+                statements.append((endpoint, copy_files_sql(layout, endpoint, names[start : start + COPY_FILES_MAX])))
     elif competitions and seasons:
         statements = [(endpoint, copy_sql(layout, endpoint, competitions, seasons)) for endpoint in ENDPOINTS]
     for endpoint, statement in statements:
@@ -252,11 +261,23 @@ def snowflake_dbt_env(connector: Any, env: Mapping[str, str] | None = None) -> d
     return {k: v for k, v in values.items() if v}
 
 
-@task(name="copy-into-snowflake-raw", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=[10, 60],
-      retry_condition_fn=lambda task, run, state: _is_transient_snowflake_error(state))
-def copy_into_raw(block_name: str, storage_integration: str | None, competitions: list[str], seasons: list[int],
-                  stage: str, layout: SnowflakeLayout = SnowflakeLayout(), keys: dict[str, list[str]] | None = None,
-                  snapshots: list[dict[str, Any]] | None = None) -> dict[str, int]:
+@task(
+    name="copy-into-snowflake-raw",
+    cache_policy=NO_CACHE,
+    retries=2,
+    retry_delay_seconds=[10, 60],
+    retry_condition_fn=lambda task, run, state: _is_transient_snowflake_error(state),
+)
+def copy_into_raw(
+    block_name: str,
+    storage_integration: str | None,
+    competitions: list[str],
+    seasons: list[int],
+    stage: str,
+    layout: SnowflakeLayout = SnowflakeLayout(),
+    keys: dict[str, list[str]] | None = None,
+    snapshots: list[dict[str, Any]] | None = None,
+) -> dict[str, int]:
     """Create the RAW objects if needed and COPY this run's snapshot files from the stage URL into Snowflake."""
     log = get_run_logger()
     with open_connector(block_name) as connector:

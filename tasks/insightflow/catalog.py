@@ -77,8 +77,12 @@ def catalog_partitions(
         outcome = catalog_landed(glue, target.glue_database, lake, result)
         logger.info(
             "Glue %s.%s: table %s, %d partition(s) created, %d updated, %d deleted",
-            target.glue_database, outcome.table, outcome.table_action,
-            len(outcome.partitions_created), len(outcome.partitions_updated), len(outcome.partitions_deleted),
+            target.glue_database,
+            outcome.table,
+            outcome.table_action,
+            len(outcome.partitions_created),
+            len(outcome.partitions_updated),
+            len(outcome.partitions_deleted),
         )
         catalogued.append(outcome)
     return catalogued
@@ -99,7 +103,9 @@ def crawl_lake(
     logger = get_run_logger()
     target, credentials = _load_blocks(athena_block, credentials_block)
     if not target.crawler_name:
-        raise ValueError(f"catalog mode 'crawler' needs crawler_name in block {athena_block!r} (INSIGHTFLOW_GLUE_CRAWLER)")
+        raise ValueError(
+            f"catalog mode 'crawler' needs crawler_name in block {athena_block!r} (INSIGHTFLOW_GLUE_CRAWLER)"
+        )
     outcome = run_crawler(glue_client(credentials), target.crawler_name, timeout_s=timeout_s)
     joined = " (joined a crawl already running)" if outcome.joined_running_crawl else ""
     logger.info("Glue crawler %s finished %s after %.1f s%s", outcome.crawler, outcome.status, outcome.waited_s, joined)

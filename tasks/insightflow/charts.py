@@ -23,8 +23,17 @@ from matplotlib.patches import Patch
 MAX_PNG_BYTES = 150_000
 DPI = 100
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
-COLOURS = {"sales": "#000000", "volume": "#0072B2", "ron95": "#009E73", "ron97": "#CC79A7", "diesel": "#D55E00",
-           "up": "#009E73", "down": "#D55E00", "neutral": "#B0B0B0", "ron97_bar": "#56B4E9"}
+COLOURS = {
+    "sales": "#000000",
+    "volume": "#0072B2",
+    "ron95": "#009E73",
+    "ron97": "#CC79A7",
+    "diesel": "#D55E00",
+    "up": "#009E73",
+    "down": "#D55E00",
+    "neutral": "#B0B0B0",
+    "ron97_bar": "#56B4E9",
+}
 DIESEL_FLOAT_DATE = date(2024, 6, 10)
 DIESEL_FLOAT_LABEL = "10 Jun 2024: Peninsular diesel\nsubsidy targeted"
 
@@ -72,20 +81,35 @@ def _figure(label: str, width: float, height: float, title: str, source: str) ->
 
 def prices_vs_sales_chart(series: Sequence[IndexSeries], base_month: date, source: str) -> bytes:
     """Chart 1: headline sales value and volume against average pump prices, all indexed to 100 at ``base_month``."""
-    fig, ax = _figure("prices-vs-sales", 9, 5.4,
-                      "Retail & wholesale trade vs pump prices, indexed", source)
+    fig, ax = _figure("prices-vs-sales", 9, 5.4, "Retail & wholesale trade vs pump prices, indexed", source)
     for line in series:
         xs, ys = zip(*line.points, strict=True)
-        ax.plot(xs, ys, label=line.label, color=COLOURS[line.colour_key], linewidth=1.8,
-                linestyle="--" if line.dashed else "-")
+        ax.plot(
+            xs,
+            ys,
+            label=line.label,
+            color=COLOURS[line.colour_key],
+            linewidth=1.8,
+            linestyle="--" if line.dashed else "-",
+        )
     ax.axhline(100, color="#888888", linewidth=0.8)
     ax.axvline(DIESEL_FLOAT_DATE, color=COLOURS["diesel"], linewidth=1, linestyle=":")
     top = ax.get_ylim()[1]
-    ax.annotate(DIESEL_FLOAT_LABEL, xy=(DIESEL_FLOAT_DATE, top), xytext=(-6, -4), textcoords="offset points",
-                ha="right", va="top", fontsize=8.5, color=COLOURS["diesel"])
+    ax.annotate(
+        DIESEL_FLOAT_LABEL,
+        xy=(DIESEL_FLOAT_DATE, top),
+        xytext=(-6, -4),
+        textcoords="offset points",
+        ha="right",
+        va="top",
+        fontsize=8.5,
+        color=COLOURS["diesel"],
+    )
     ax.set_ylabel(f"Index ({base_month:%b %Y} = 100)")
-    ax.set_xlabel("Month (monthly averages of weekly prices; sales in RM million, volume 2015 = 100 before indexing)",
-                  fontsize=8.5)
+    ax.set_xlabel(
+        "Month (monthly averages of weekly prices; sales in RM million, volume 2015 = 100 before indexing)",
+        fontsize=8.5,
+    )
     ax.grid(axis="y", color="#E5E5E5")
     ax.legend(loc="upper left", fontsize=9, frameon=False)
     return _png(fig)
@@ -98,8 +122,9 @@ def correlation_chart(rows: Sequence[dict], source: str) -> bytes:
     """
     ordered = sorted(rows, key=lambda r: (r["diesel_r"] is None, r["diesel_r"] if r["diesel_r"] is not None else 0))
     height = max(4.5, 1.4 + 0.36 * len(ordered))
-    fig, ax = _figure("correlations", 9, height,
-                      "Same-month correlation: sales growth vs pump price change, by MSIC group", source)
+    fig, ax = _figure(
+        "correlations", 9, height, "Same-month correlation: sales growth vs pump price change, by MSIC group", source
+    )
     positions = range(len(ordered))
     bar = 0.38
     diesel = [r["diesel_r"] or 0.0 for r in ordered]
@@ -123,25 +148,44 @@ def yoy_growth_chart(rows: Sequence[dict], month: date, source: str, highlight: 
     """
     ordered = sorted(rows, key=lambda r: r["growth_pct"])
     height = max(4.5, 1.4 + 0.3 * len(ordered))
-    fig, ax = _figure("yoy-growth", 9, height,
-                      f"Sales growth by MSIC group, {month:%B %Y} vs {month.replace(year=month.year - 1):%B %Y}",
-                      source)
+    fig, ax = _figure(
+        "yoy-growth",
+        9,
+        height,
+        f"Sales growth by MSIC group, {month:%B %Y} vs {month.replace(year=month.year - 1):%B %Y}",
+        source,
+    )
     count = len(ordered)
-    colours = [COLOURS["down"] if i < highlight else COLOURS["up"] if i >= count - highlight else COLOURS["neutral"]
-               for i in range(count)]
+    colours = [
+        COLOURS["down"] if i < highlight else COLOURS["up"] if i >= count - highlight else COLOURS["neutral"]
+        for i in range(count)
+    ]
     values = [r["growth_pct"] for r in ordered]
     ax.barh(range(count), values, color=colours, height=0.7)
     ax.set_yticks(list(range(count)), [r["label"] for r in ordered], fontsize=8.5)
     for i, value in enumerate(values):
-        ax.annotate(f"{value:+.1f}%", xy=(value, i), xytext=(3 if value >= 0 else -3, 0), textcoords="offset points",
-                    ha="left" if value >= 0 else "right", va="center", fontsize=8)
+        ax.annotate(
+            f"{value:+.1f}%",
+            xy=(value, i),
+            xytext=(3 if value >= 0 else -3, 0),
+            textcoords="offset points",
+            ha="left" if value >= 0 else "right",
+            va="center",
+            fontsize=8,
+        )
     low, high = min([*values, 0.0]), max([*values, 0.0])
     pad = (high - low) * 0.12 or 1.0
     ax.set_xlim(low - pad if low < 0 else 0, high + pad)
     ax.axvline(0, color="#444444", linewidth=0.8)
     ax.set_xlabel("Year-on-year change in sales (RM, current prices), %")
     ax.grid(axis="x", color="#E5E5E5")
-    ax.legend(handles=[Patch(color=COLOURS["up"], label=f"Top {highlight}"),
-                       Patch(color=COLOURS["down"], label=f"Bottom {highlight}")],
-              loc="lower right", fontsize=9, frameon=False)
+    ax.legend(
+        handles=[
+            Patch(color=COLOURS["up"], label=f"Top {highlight}"),
+            Patch(color=COLOURS["down"], label=f"Bottom {highlight}"),
+        ],
+        loc="lower right",
+        fontsize=9,
+        frameon=False,
+    )
     return _png(fig)

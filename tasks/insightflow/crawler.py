@@ -29,7 +29,6 @@ class CrawlerFailed(RuntimeError):
     """The crawler's last crawl did not succeed; carries the crawler's own message."""
 
 
-
 @dataclass
 class CrawlResult:
     """How a crawler run ended and how long this process waited for it."""
@@ -93,8 +92,7 @@ def run_crawler(
         elif state == "READY":
             last_start = (crawler.get("LastCrawl") or {}).get("StartTime")
             ours = seen_running or (
-                isinstance(last_start, datetime)
-                and last_start.astimezone(UTC) >= asked_at - CLOCK_SKEW
+                isinstance(last_start, datetime) and last_start.astimezone(UTC) >= asked_at - CLOCK_SKEW
             )
             if ours:
                 status = _crawl_outcome(name, crawler)
@@ -107,5 +105,3 @@ def run_crawler(
             )
         sleep(min(delay, timeout_s - waited))
         delay = min(poll_max_s, delay * 2)
-
-

@@ -45,7 +45,9 @@ def source_url(dataset: Dataset, dosm: str | None = None, datagovmy: str | None 
     return f"{base}{dataset.path}"
 
 
-def fetch(client: httpx.Client, lake: Lake, dataset: Dataset, url: str, policy: http.RetryPolicy | None = None) -> Fetched:
+def fetch(
+    client: httpx.Client, lake: Lake, dataset: Dataset, url: str, policy: http.RetryPolicy | None = None
+) -> Fetched:
     """GET the dataset conditionally (ETag / Last-Modified remembered in its manifest)."""
     started = time.perf_counter()
     source = (lake.read_json(manifest_key(dataset.name)) or {}).get("source") or {}
@@ -55,17 +57,20 @@ def fetch(client: httpx.Client, lake: Lake, dataset: Dataset, url: str, policy: 
     if source.get("last_modified"):
         headers["If-Modified-Since"] = source["last_modified"]
     response = http.get(client, url, what=f"dataset {dataset.name}", headers=headers, policy=policy)
-    fetched = Fetched(dataset=dataset.name, url=url, status="not_modified",
-                      etag=response.headers.get("ETag") or source.get("etag"),
-                      last_modified=response.headers.get("Last-Modified") or source.get("last_modified"),
-                      content_type=response.headers.get("Content-Type"))
+    fetched = Fetched(
+        dataset=dataset.name,
+        url=url,
+        status="not_modified",
+        etag=response.headers.get("ETag") or source.get("etag"),
+        last_modified=response.headers.get("Last-Modified") or source.get("last_modified"),
+        content_type=response.headers.get("Content-Type"),
+    )
     if response.status_code == 200:
         fetched.content = response.content
         fetched.sha256 = hashlib.sha256(fetched.content).hexdigest()
         fetched.status = "same_content" if fetched.sha256 == source.get("sha256") else "new"
     fetched.seconds = round(time.perf_counter() - started, 3)
     return fetched
-
 
 
 # Payloads are passed in memory between tasks: NO_CACHE keeps Prefect from hashing them.
@@ -82,4 +87,3 @@ def fetch_dataset(dataset_name: str, url: str, lake: Lake) -> Fetched:
     else:
         logger.info("%s: fetched %d bytes in %.2fs", dataset_name, len(fetched.content or b""), fetched.seconds)
     return fetched
-

@@ -111,8 +111,10 @@ def read_marts(query: Query) -> MartData:
         year_before = latest.replace(year=latest.year - 1)
         group_sales = query(GROUP_SALES_SQL.format(latest=latest.isoformat(), year_before=year_before.isoformat()))
     if not headline or not correlations:
-        raise ValueError("the marts fct_headline_vs_fuel_monthly and fct_fuel_retail_correlation must not be empty; "
-                         "has dbt built them?")
+        raise ValueError(
+            "the marts fct_headline_vs_fuel_monthly and fct_fuel_retail_correlation must not be empty; "
+            "has dbt built them?"
+        )
     return MartData(headline=headline, correlations=correlations, group_sales=group_sales, latest_group_month=latest)
 
 
@@ -126,9 +128,15 @@ def _correlations(rows: list[dict[str, Any]]) -> list[Correlation]:
         for fuel, label in FUELS.items():
             r = row[f"sales_growth_{fuel}_change_correlation"]
             if r is not None:
-                found.append(Correlation(group_code=str(row["msic_group_code"]),
-                                         group=row["msic_group_description"] or str(row["msic_group_code"]),
-                                         fuel=label, r=float(r), n=int(row["months_compared"])))
+                found.append(
+                    Correlation(
+                        group_code=str(row["msic_group_code"]),
+                        group=row["msic_group_description"] or str(row["msic_group_code"]),
+                        fuel=label,
+                        r=float(r),
+                        n=int(row["months_compared"]),
+                    )
+                )
     return found
 
 
@@ -144,10 +152,15 @@ def _growth(rows: list[dict[str, Any]], month: date | None) -> list[GroupGrowth]
         now, then = months.get(month), months.get(year_before)
         if now is None or then is None or not then["sales_myr_million"]:
             continue  # a group without both months (new or discontinued series) has no year-on-year figure
-        growth.append(GroupGrowth(group_code=code, group=now["msic_group_description"] or code,
-                                  sales_myr_million=float(now["sales_myr_million"]),
-                                  year_before_myr_million=float(then["sales_myr_million"]),
-                                  growth_pct=(float(now["sales_myr_million"]) / float(then["sales_myr_million"]) - 1) * 100))
+        growth.append(
+            GroupGrowth(
+                group_code=code,
+                group=now["msic_group_description"] or code,
+                sales_myr_million=float(now["sales_myr_million"]),
+                year_before_myr_million=float(then["sales_myr_million"]),
+                growth_pct=(float(now["sales_myr_million"]) / float(then["sales_myr_million"]) - 1) * 100,
+            )
+        )
     return growth
 
 

@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any, Literal
 from tasks.insightflow.contracts import Dataset, get_dataset
 
 if TYPE_CHECKING:
-
     from tasks.core.lake import Lake
 
 
@@ -84,7 +83,6 @@ class CatalogResult:
     partitions_created: list[str] = field(default_factory=list)
     partitions_updated: list[str] = field(default_factory=list)
     partitions_deleted: list[str] = field(default_factory=list)
-
 
 
 def hive_type(arrow_type: str) -> str:
@@ -234,7 +232,9 @@ def register_partitions(
         response = glue.batch_create_partition(DatabaseName=database, TableName=name, PartitionInputList=inputs)
         errors = response.get("Errors", [])
         already = {tuple(e["PartitionValues"]) for e in errors if _entry_code(e) == "AlreadyExistsException"}
-        _raise_batch_errors([e for e in errors if _entry_code(e) != "AlreadyExistsException"], "batch_create_partition", name)
+        _raise_batch_errors(
+            [e for e in errors if _entry_code(e) != "AlreadyExistsException"], "batch_create_partition", name
+        )
         created += [p for p in chunk if tuple(partition_values(p)) not in already]
         existing += [by_values[v] for v in already if by_values[v] in written]
 
@@ -260,7 +260,9 @@ def delete_partitions(glue: GlueClient, database: str, table: str, deleted: Sequ
         keys = [{"Values": partition_values(p)} for p in chunk]
         response = glue.batch_delete_partition(DatabaseName=database, TableName=table, PartitionsToDelete=keys)
         errors = response.get("Errors", [])
-        _raise_batch_errors([e for e in errors if _entry_code(e) != "EntityNotFoundException"], "batch_delete_partition", table)
+        _raise_batch_errors(
+            [e for e in errors if _entry_code(e) != "EntityNotFoundException"], "batch_delete_partition", table
+        )
     return sorted(deleted)
 
 
@@ -280,5 +282,3 @@ def catalog_landed(glue: GlueClient, database: str, lake: Lake, result: Any) -> 
     )
     deleted = delete_partitions(glue, database, dataset.name, result.partitions_deleted)
     return CatalogResult(dataset.name, dataset.name, action, created, updated, deleted)
-
-

@@ -47,7 +47,6 @@ class LandResult:
         return bool(self.partitions_written or self.partitions_deleted)
 
 
-
 def partition_slices(dataset: Dataset, table: pa.Table) -> list[tuple[str, pa.Table]]:
     """Split ``table`` into (``year=YYYY/month=MM``, rows) pairs, rows sorted by date within each."""
     date_field = dataset.date_field
@@ -79,8 +78,13 @@ def land(lake: Lake, dataset: Dataset, table: pa.Table, fetched: Fetched) -> Lan
     """
     previous = lake.read_json(manifest_key(dataset.name)) or {}
     old_parts: dict[str, dict] = previous.get("partitions") or {}
-    result = LandResult(dataset=dataset.name, status="landed", rows=table.num_rows, source_etag=fetched.etag,
-                        columns=[(f.name, str(f.type)) for f in table.schema])
+    result = LandResult(
+        dataset=dataset.name,
+        status="landed",
+        rows=table.num_rows,
+        source_etag=fetched.etag,
+        columns=[(f.name, str(f.type)) for f in table.schema],
+    )
     parts: dict[str, dict] = {}
     for partition, rows in partition_slices(dataset, table):
         data = encode_parquet(rows)
@@ -98,8 +102,13 @@ def land(lake: Lake, dataset: Dataset, table: pa.Table, fetched: Fetched) -> Lan
         "landed_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "rows": table.num_rows,
         "columns": result.columns,
-        "source": {"url": fetched.url, "etag": fetched.etag, "last_modified": fetched.last_modified,
-                   "sha256": fetched.sha256, "bytes": len(fetched.content or b"")},
+        "source": {
+            "url": fetched.url,
+            "etag": fetched.etag,
+            "last_modified": fetched.last_modified,
+            "sha256": fetched.sha256,
+            "bytes": len(fetched.content or b""),
+        },
         "partitions": parts,
     }
     lake.write_json(manifest_key(dataset.name), manifest)
@@ -107,7 +116,11 @@ def land(lake: Lake, dataset: Dataset, table: pa.Table, fetched: Fetched) -> Lan
     for key in lake.list(f"raw/{dataset.name}/"):
         if key.endswith(".parquet") and key not in live:
             lake.delete(key)
-            partition = key[len(f"raw/{dataset.name}/"):].rsplit("/", 1)[0] if "/" in key[len(f"raw/{dataset.name}/"):] else ""
+            partition = (
+                key[len(f"raw/{dataset.name}/") :].rsplit("/", 1)[0]
+                if "/" in key[len(f"raw/{dataset.name}/") :]
+                else ""
+            )
             result.partitions_deleted.append(partition)
     if not result.changed:
         result.status = "unchanged"
@@ -128,7 +141,6 @@ def remember_source(lake: Lake, fetched: Fetched) -> None:
     lake.write_json(key, manifest)
 
 
-
 @task(name="land-dataset", task_run_name="land-{validated.fetched.dataset}", cache_policy=NO_CACHE)
 def land_dataset(validated: Validated, lake: Lake) -> LandResult:
     """Write the dataset's changed partitions to the lake, then its manifest."""
@@ -138,12 +150,23 @@ def land_dataset(validated: Validated, lake: Lake) -> LandResult:
             remember_source(lake, fetched)
         previous = lake.read_json(manifest_key(fetched.dataset)) or {}
         parts = sorted(previous.get("partitions") or {})
-        return LandResult(dataset=fetched.dataset, status="unchanged", rows=previous.get("rows", 0),
-                          bytes=sum(p.get("bytes", 0) for p in (previous.get("partitions") or {}).values()),
-                          partitions_unchanged=parts, columns=[tuple(c) for c in previous.get("columns", [])],
-                          source_etag=fetched.etag,
-                          note="HTTP 304 Not Modified" if fetched.status == "not_modified" else "same content hash")
+        return LandResult(
+            dataset=fetched.dataset,
+            status="unchanged",
+            rows=previous.get("rows", 0),
+            bytes=sum(p.get("bytes", 0) for p in (previous.get("partitions") or {}).values()),
+            partitions_unchanged=parts,
+            columns=[tuple(c) for c in previous.get("columns", [])],
+            source_etag=fetched.etag,
+            note="HTTP 304 Not Modified" if fetched.status == "not_modified" else "same content hash",
+        )
     result = land(lake, get_dataset(fetched.dataset), validated.table, fetched)
-    get_run_logger().info("%s: %d rows; %d partition(s) written, %d unchanged, %d deleted", result.dataset, result.rows,
-                          len(result.partitions_written), len(result.partitions_unchanged), len(result.partitions_deleted))
+    get_run_logger().info(
+        "%s: %d rows; %d partition(s) written, %d unchanged, %d deleted",
+        result.dataset,
+        result.rows,
+        len(result.partitions_written),
+        len(result.partitions_unchanged),
+        len(result.partitions_deleted),
+    )
     return result

@@ -94,9 +94,15 @@ def athena_query(athena_block: str, credentials_block: str) -> Query:
     endpoint = credentials.aws_client_parameters.endpoint_url
 
     def query(sql: str) -> list[dict[str, Any]]:
-        with connect(s3_staging_dir=athena.s3_staging_dir, region_name=athena.region, work_group=athena.work_group,
-                     schema_name=athena.athena_schema, session=credentials.get_boto3_session(),
-                     cursor_class=DictCursor, **({"endpoint_url": str(endpoint)} if endpoint else {})) as con:
+        with connect(
+            s3_staging_dir=athena.s3_staging_dir,
+            region_name=athena.region,
+            work_group=athena.work_group,
+            schema_name=athena.athena_schema,
+            session=credentials.get_boto3_session(),
+            cursor_class=DictCursor,
+            **({"endpoint_url": str(endpoint)} if endpoint else {}),
+        ) as con:
             return list(con.cursor().execute(sql).fetchall())
 
     return query
@@ -120,24 +126,38 @@ def _run_label() -> tuple[str, str]:
 
 
 def _publish_artifacts(markdown: str, html_uri: str, run_name: str) -> None:
-    create_markdown_artifact(markdown, key=ARTIFACT_KEY,
-                             description="Retail trade vs pump prices: charts and findings from the InsightFlow marts")
+    create_markdown_artifact(
+        markdown,
+        key=ARTIFACT_KEY,
+        description="Retail trade vs pump prices: charts and findings from the InsightFlow marts",
+    )
     link = Path(html_uri).as_uri() if not html_uri.startswith("s3://") else html_uri
-    create_link_artifact(link, link_text=f"InsightFlow report (HTML, run {run_name})", key=LINK_ARTIFACT_KEY,
-                         description="Standalone HTML copy of the report in the lake; opens offline.")
+    create_link_artifact(
+        link,
+        link_text=f"InsightFlow report (HTML, run {run_name})",
+        key=LINK_ARTIFACT_KEY,
+        description="Standalone HTML copy of the report in the lake; opens offline.",
+    )
 
 
 def _republish(lake: Lake, state: dict, run_name: str, started: float) -> ReportResult | None:
     markdown = lake.read(LATEST_MARKDOWN)
     if markdown is None or lake.read(state["html_key"]) is None:
         return None
-    note = (f"> Republished by run {run_name}: the marts' inputs are unchanged since run {state['run_name']} "
-            f"({state['generated_at']}), so this is that run's report.\n\n")
+    note = (
+        f"> Republished by run {run_name}: the marts' inputs are unchanged since run {state['run_name']} "
+        f"({state['generated_at']}), so this is that run's report.\n\n"
+    )
     text = note + markdown.decode()
     _publish_artifacts(text, lake.uri(state["html_key"]), run_name)
-    return ReportResult(html_uri=lake.uri(state["html_key"]), latest_uri=lake.uri(LATEST_HTML), reused=True,
-                        seconds=round(time.perf_counter() - started, 3), markdown_bytes=len(text.encode()),
-                        png_bytes=state.get("png_bytes", {}))
+    return ReportResult(
+        html_uri=lake.uri(state["html_key"]),
+        latest_uri=lake.uri(LATEST_HTML),
+        reused=True,
+        seconds=round(time.perf_counter() - started, 3),
+        markdown_bytes=len(text.encode()),
+        png_bytes=state.get("png_bytes", {}),
+    )
 
 
 def build_report(data: MartData, run_name: str, target: str, generated_at: str) -> tuple[Findings, str, str, dict]:
@@ -145,14 +165,23 @@ def build_report(data: MartData, run_name: str, target: str, generated_at: str) 
     found = compute_findings(data)
     charts = render_charts(data, found)
     header = {"run_name": run_name, "target": target, "generated_at": generated_at}
-    return (found, render_markdown(found, charts, header), render_html(found, charts, header),
-            {name: len(png) for name, (_, png) in charts.items()})
+    return (
+        found,
+        render_markdown(found, charts, header),
+        render_html(found, charts, header),
+        {name: len(png) for name, (_, png) in charts.items()},
+    )
 
 
 @task(name="insightflow-report", cache_policy=NO_CACHE)
-def publish_insightflow_report(lake: Lake, target: str, home: str | None, dbt_summary: Any,
-                               athena_block: str = "insightflow-athena",
-                               credentials_block: str = "insightflow-aws") -> ReportResult:
+def publish_insightflow_report(
+    lake: Lake,
+    target: str,
+    home: str | None,
+    dbt_summary: Any,
+    athena_block: str = "insightflow-athena",
+    credentials_block: str = "insightflow-aws",
+) -> ReportResult:
     """Chart the marts, write the findings, and publish them as artifacts and an HTML page in the lake.
 
     Call it while holding the home lock (the flow does): it decides between republishing and rebuilding
@@ -170,20 +199,39 @@ def publish_insightflow_report(lake: Lake, target: str, home: str | None, dbt_su
             return reused
 
     generated_at = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    _, markdown, html, png_bytes = build_report(_read(target, home, athena_block, credentials_block),
-                                                run_name, target, generated_at)
+    _, markdown, html, png_bytes = build_report(
+        _read(target, home, athena_block, credentials_block), run_name, target, generated_at
+    )
     html_key = f"{PREFIX}/{stem}.html"
     lake.write(html_key, html.encode())
     lake.write(LATEST_HTML, html.encode())
     lake.write(LATEST_MARKDOWN, markdown.encode())
-    lake.write_json(STATE_KEY, {"fingerprint": fingerprint, "html_key": html_key, "run_name": run_name,
-                                "generated_at": generated_at, "png_bytes": png_bytes})
+    lake.write_json(
+        STATE_KEY,
+        {
+            "fingerprint": fingerprint,
+            "html_key": html_key,
+            "run_name": run_name,
+            "generated_at": generated_at,
+            "png_bytes": png_bytes,
+        },
+    )
     _publish_artifacts(markdown, lake.uri(html_key), run_name)
-    result = ReportResult(html_uri=lake.uri(html_key), latest_uri=lake.uri(LATEST_HTML), reused=False,
-                          seconds=round(time.perf_counter() - started, 3), markdown_bytes=len(markdown.encode()),
-                          png_bytes=png_bytes)
-    logger.info("report: %s in %.2fs (markdown %d bytes; PNGs %s)", result.html_uri, result.seconds,
-                result.markdown_bytes, png_bytes)
+    result = ReportResult(
+        html_uri=lake.uri(html_key),
+        latest_uri=lake.uri(LATEST_HTML),
+        reused=False,
+        seconds=round(time.perf_counter() - started, 3),
+        markdown_bytes=len(markdown.encode()),
+        png_bytes=png_bytes,
+    )
+    logger.info(
+        "report: %s in %.2fs (markdown %d bytes; PNGs %s)",
+        result.html_uri,
+        result.seconds,
+        result.markdown_bytes,
+        png_bytes,
+    )
     if isinstance(lake, LocalLake):
         logger.info("report: open %s in a browser", Path(result.latest_uri).as_uri())
     return result

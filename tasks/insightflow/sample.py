@@ -6,7 +6,6 @@ same fetch → validate → land path as live data. Fault modes make it misbehav
 do (5xx bursts, 429 with Retry-After, slow or truncated bodies, HTML with 200, schema drift).
 """
 
-
 from __future__ import annotations
 
 import hashlib
@@ -24,8 +23,22 @@ import pyarrow.parquet as pq
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.sample_data import SAMPLE_TABLES, parquet_bytes
 
-FAULTS = ("html", "truncated", "empty", "empty_table", "corrupt", "5xx", "429", "slow", "404", "missing_column",
-          "renamed_column", "string_columns", "bad_values", "extra_column")
+FAULTS = (
+    "html",
+    "truncated",
+    "empty",
+    "empty_table",
+    "corrupt",
+    "5xx",
+    "429",
+    "slow",
+    "404",
+    "missing_column",
+    "renamed_column",
+    "string_columns",
+    "bad_values",
+    "extra_column",
+)
 
 
 def apply_table_fault(table: pa.Table, fault: str, arg: str | None) -> pa.Table:
@@ -38,8 +51,12 @@ def apply_table_fault(table: pa.Table, fault: str, arg: str | None) -> pa.Table:
         old, new = (arg or "date=ymd").split("=")
         return table.rename_columns([new if c == old else c for c in table.column_names])
     if fault == "string_columns":
-        return pa.table({c: (table[c].cast(pa.string()) if c not in {"series", "series_type", "group"} else table[c])
-                         for c in table.column_names})
+        return pa.table(
+            {
+                c: (table[c].cast(pa.string()) if c not in {"series", "series_type", "group"} else table[c])
+                for c in table.column_names
+            }
+        )
     if fault == "bad_values":
         col = arg or next(c for c in table.column_names if pa.types.is_floating(table[c].type))
         values = table[col].cast(pa.string()).to_pylist()
@@ -113,12 +130,21 @@ class SampleServer:
             body = b""
         elif mode == "corrupt":
             body = content[:4] + bytes(len(content) - 8) + content[-4:]
-        elif mode in {"empty_table", "missing_column", "renamed_column", "string_columns", "bad_values", "extra_column"}:
+        elif mode in {
+            "empty_table",
+            "missing_column",
+            "renamed_column",
+            "string_columns",
+            "bad_values",
+            "extra_column",
+        }:
             table = self.tables.get(path) or pq.read_table(pa.BufferReader(content))
             body = parquet_bytes(apply_table_fault(table, mode, arg or None))
         if status == 200:
             etag = '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
-            headers.update({"ETag": etag, "Last-Modified": self.last_modified, "Content-Type": "application/octet-stream"})
+            headers.update(
+                {"ETag": etag, "Last-Modified": self.last_modified, "Content-Type": "application/octet-stream"}
+            )
             if handler.headers.get("If-None-Match") == etag:
                 status, body = 304, b""
             if mode == "html":
@@ -165,5 +191,8 @@ class SampleServer:
 def sample_server(faults: dict[str, str] | None = None) -> SampleServer:
     """A server publishing the deterministic sample; ``faults`` is keyed by dataset name."""
     tables = {DATASETS[name].path: build() for name, build in SAMPLE_TABLES.items()}
-    return SampleServer(payloads={p: parquet_bytes(t) for p, t in tables.items()}, tables=tables,
-                        faults={DATASETS[k].path: v for k, v in (faults or {}).items()})
+    return SampleServer(
+        payloads={p: parquet_bytes(t) for p, t in tables.items()},
+        tables=tables,
+        faults={DATASETS[k].path: v for k, v in (faults or {}).items()},
+    )

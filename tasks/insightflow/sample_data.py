@@ -48,9 +48,11 @@ MSIC_GROUPS: dict[str, tuple[str, float]] = {
     "478": ("Retail sale via stalls and markets", 0.004),
     "479": ("Retail trade not in stores, stalls or markets", 0.030),
 }
-DIVISIONS = {"45": "Wholesale and retail trade and repair of motor vehicles and motorcycles",
-             "46": "Wholesale trade, except of motor vehicles and motorcycles",
-             "47": "Retail trade, except of motor vehicles and motorcycles"}
+DIVISIONS = {
+    "45": "Wholesale and retail trade and repair of motor vehicles and motorcycles",
+    "46": "Wholesale trade, except of motor vehicles and motorcycles",
+    "47": "Retail trade, except of motor vehicles and motorcycles",
+}
 
 
 def _months(first: date = FIRST_MONTH, last: date = LAST_MONTH) -> list[date]:
@@ -93,17 +95,24 @@ def fuelprice_table() -> pa.Table:
     previous = None
     for row in levels:
         values = dict(zip(cols, row[1:], strict=True))
-        dates.append(row[0]); series.append("level")
+        dates.append(row[0])
+        series.append("level")
         for k in cols:
             cols[k].append(values[k])
         if previous is not None:
-            dates.append(row[0]); series.append("change_weekly")
+            dates.append(row[0])
+            series.append("change_weekly")
             for k in cols:
                 a, b = values[k], previous[k]
                 cols[k].append(None if a is None or b is None else round(a - b, 2))
         previous = values
-    return pa.table({"series_type": series, "date": pa.array(dates, pa.date32()),
-                     **{k: pa.array(v, pa.float64()) for k, v in cols.items()}})
+    return pa.table(
+        {
+            "series_type": series,
+            "date": pa.array(dates, pa.date32()),
+            **{k: pa.array(v, pa.float64()) for k, v in cols.items()},
+        }
+    )
 
 
 def _monthly_fuel_index() -> dict[date, float]:
@@ -119,11 +128,23 @@ def _series_rows(months: list[date], sales: list[float], volume: list[float]) ->
     rows = [("abs", m, s, v) for m, s, v in zip(months, sales, volume, strict=True)]
     for i, m in enumerate(months):
         if i >= 12:
-            rows.append(("growth_yoy", m, round(100 * (sales[i] / sales[i - 12] - 1), 1),
-                         round(100 * (volume[i] / volume[i - 12] - 1), 1)))
+            rows.append(
+                (
+                    "growth_yoy",
+                    m,
+                    round(100 * (sales[i] / sales[i - 12] - 1), 1),
+                    round(100 * (volume[i] / volume[i - 12] - 1), 1),
+                )
+            )
         if i >= 1:
-            rows.append(("growth_mom", m, round(100 * (sales[i] / sales[i - 1] - 1), 1),
-                         round(100 * (volume[i] / volume[i - 1] - 1), 1)))
+            rows.append(
+                (
+                    "growth_mom",
+                    m,
+                    round(100 * (sales[i] / sales[i - 1] - 1), 1),
+                    round(100 * (volume[i] / volume[i - 1] - 1), 1),
+                )
+            )
     return rows
 
 
@@ -144,10 +165,20 @@ def iowrt_3d_table() -> pa.Table:
             sales.append(round(s, 1))
             volume.append(round(100 * trend * (1 + rng.gauss(0, 0.01)), 1))
         for row in _series_rows(months, sales, volume):
-            series.append(row[0]); dates.append(row[1]); groups.append(code)
-            sales_col.append(row[2]); volume_col.append(row[3])
-    return pa.table({"series": series, "date": pa.array(dates, pa.date32()), "group": groups,
-                     "sales": pa.array(sales_col, pa.float64()), "volume": pa.array(volume_col, pa.float64())})
+            series.append(row[0])
+            dates.append(row[1])
+            groups.append(code)
+            sales_col.append(row[2])
+            volume_col.append(row[3])
+    return pa.table(
+        {
+            "series": series,
+            "date": pa.array(dates, pa.date32()),
+            "group": groups,
+            "sales": pa.array(sales_col, pa.float64()),
+            "volume": pa.array(volume_col, pa.float64()),
+        }
+    )
 
 
 @functools.cache
@@ -155,20 +186,28 @@ def iowrt_table() -> pa.Table:
     detail = iowrt_3d_table().filter(pa.compute.equal(pa.compute.field("series"), "abs"))
     months = _months()
     by_month: dict[date, list[float]] = {}
-    for d, s, v in zip(detail["date"].to_pylist(), detail["sales"].to_pylist(), detail["volume"].to_pylist(), strict=True):
+    for d, s, v in zip(
+        detail["date"].to_pylist(), detail["sales"].to_pylist(), detail["volume"].to_pylist(), strict=True
+    ):
         acc = by_month.setdefault(d, [0.0, 0.0, 0])
-        acc[0] += s; acc[1] += v; acc[2] += 1
+        acc[0] += s
+        acc[1] += v
+        acc[2] += 1
     sales = [round(by_month[m][0], 1) for m in months]
     volume = [round(by_month[m][1] / by_month[m][2], 1) for m in months]
     rows = _series_rows(months, sales, volume)
     seasonal = {m: 1 + 0.03 * math.sin(2 * math.pi * (m.month - 3) / 12) for m in months}
-    return pa.table({
-        "series": [r[0] for r in rows],
-        "date": _timestamps([r[1] for r in rows]),
-        "sales": pa.array([r[2] for r in rows], pa.float64()),
-        "volume": pa.array([r[3] for r in rows], pa.float64()),
-        "volume_sa": pa.array([round(r[3] / seasonal[r[1]], 1) if r[0] == "abs" else r[3] for r in rows], pa.float64()),
-    })
+    return pa.table(
+        {
+            "series": [r[0] for r in rows],
+            "date": _timestamps([r[1] for r in rows]),
+            "sales": pa.array([r[2] for r in rows], pa.float64()),
+            "volume": pa.array([r[3] for r in rows], pa.float64()),
+            "volume_sa": pa.array(
+                [round(r[3] / seasonal[r[1]], 1) if r[0] == "abs" else r[3] for r in rows], pa.float64()
+            ),
+        }
+    )
 
 
 @functools.cache
@@ -176,9 +215,22 @@ def msic_table() -> pa.Table:
     rows: list[dict] = []
 
     def add(digits, section, division, group, class_, item, desc):
-        rows.append({"digits": digits, "section": section, "division": division, "group": group, "class": class_,
-                     "item": item, "desc_en": desc, "exclude_en": None, "include_en": None,
-                     "desc_bm": desc.upper(), "exclude_bm": None, "include_bm": None})
+        rows.append(
+            {
+                "digits": digits,
+                "section": section,
+                "division": division,
+                "group": group,
+                "class": class_,
+                "item": item,
+                "desc_en": desc,
+                "exclude_en": None,
+                "include_en": None,
+                "desc_bm": desc.upper(),
+                "exclude_bm": None,
+                "include_bm": None,
+            }
+        )
 
     add(1, "A", "-", "-", "-", "-", "Agriculture, forestry and fishing")
     add(2, "A", "01", "-", "-", "-", "Crop and animal production, hunting and related service activities")
@@ -192,8 +244,9 @@ def msic_table() -> pa.Table:
         add(5, "G", code[:2], code, f"{code}0", f"{code}01", f"{desc} (item)")
     add(1, "C", "-", "-", "-", "-", "Manufacturing")
     add(3, "C", "10", "101", "-", "-", "Processing and preserving of meat")
-    return pa.Table.from_pylist(rows, schema=pa.schema(
-        [("digits", pa.int64())] + [(k, pa.string()) for k in rows[0] if k != "digits"]))
+    return pa.Table.from_pylist(
+        rows, schema=pa.schema([("digits", pa.int64())] + [(k, pa.string()) for k in rows[0] if k != "digits"])
+    )
 
 
 SAMPLE_TABLES = {"iowrt": iowrt_table, "iowrt_3d": iowrt_3d_table, "fuelprice": fuelprice_table, "msic": msic_table}
@@ -208,5 +261,3 @@ def parquet_bytes(table: pa.Table) -> bytes:
 def sample_payloads() -> dict[str, bytes]:
     """Path on the real host → Parquet bytes, for every dataset."""
     return {DATASETS[name].path: parquet_bytes(build()) for name, build in SAMPLE_TABLES.items()}
-
-

@@ -33,7 +33,6 @@ class ContractError(Exception):
         super().__init__(f"dataset {dataset}: {url}: {cause}")
 
 
-
 def read_parquet_bytes(dataset: str, url: str, content: bytes | None, content_type: str | None = None) -> pa.Table:
     """Decode a payload as Parquet, or say precisely why it is not Parquet."""
     if not content:
@@ -42,8 +41,12 @@ def read_parquet_bytes(dataset: str, url: str, content: bytes | None, content_ty
     if not content.startswith(PARQUET_MAGIC):
         if head.startswith((b"<!doctype", b"<html", b"<?xml", b"<")):
             kind = "an HTML/XML page" if b"html" in head or b"<" in head[:1] else "markup"
-            raise ContractError(dataset, url, f"received {kind}, not Parquet (content-type {content_type or 'unknown'}); "
-                                              "an error page served with HTTP 200?")
+            raise ContractError(
+                dataset,
+                url,
+                f"received {kind}, not Parquet (content-type {content_type or 'unknown'}); "
+                "an error page served with HTTP 200?",
+            )
         if head.startswith((b"{", b"[")):
             raise ContractError(dataset, url, f"received JSON, not Parquet (content-type {content_type or 'unknown'})")
         raise ContractError(dataset, url, f"not a Parquet file (first bytes {content[:8]!r}, expected b'PAR1')")
@@ -88,7 +91,9 @@ def _coerce_date(column: pa.ChunkedArray) -> pa.ChunkedArray:
         parsed = pc.strptime(text, format="%Y-%m-%d", unit="s", error_is_null=True)
         bad = pc.and_(pc.is_null(parsed), pc.is_valid(text))
         if pc.any(bad).as_py():
-            raise ValueError(f"{pc.sum(bad).as_py()} value(s) are not dates (YYYY-MM-DD), e.g. {_examples(column, bad)}")
+            raise ValueError(
+                f"{pc.sum(bad).as_py()} value(s) are not dates (YYYY-MM-DD), e.g. {_examples(column, bad)}"
+            )
         return parsed.cast(pa.date32())
     raise ValueError(f"type {t} cannot hold a date")
 
@@ -154,8 +159,11 @@ def conform(dataset: Dataset, url: str, table: pa.Table) -> pa.Table:
     present = set(table.column_names)
     missing = [f.source for f in dataset.required if f.source not in present]
     if missing:
-        raise ContractError(dataset.name, url, f"missing required column(s) {', '.join(missing)}; "
-                                               f"the file has: {', '.join(table.column_names)}")
+        raise ContractError(
+            dataset.name,
+            url,
+            f"missing required column(s) {', '.join(missing)}; the file has: {', '.join(table.column_names)}",
+        )
     names: list[str] = []
     columns: list[pa.ChunkedArray] = []
     for f in dataset.fields:
@@ -176,19 +184,24 @@ def conform(dataset: Dataset, url: str, table: pa.Table) -> pa.Table:
     return pa.Table.from_arrays(columns, names=names)
 
 
-
 def quarantine(lake: Lake, fetched: Fetched, error: Exception) -> str:
     """Keep a rejected payload and the reason under ``quarantine/<dataset>/``; returns its folder key."""
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
     folder = f"quarantine/{fetched.dataset}/{stamp}-{(fetched.sha256 or 'empty')[:12]}"
     lake.write(f"{folder}/payload.bin", fetched.content or b"")
-    lake.write_json(f"{folder}/error.json", {
-        "dataset": fetched.dataset, "url": fetched.url, "error": str(error),
-        "etag": fetched.etag, "content_type": fetched.content_type, "bytes": len(fetched.content or b""),
-        "quarantined_at": stamp,
-    })
+    lake.write_json(
+        f"{folder}/error.json",
+        {
+            "dataset": fetched.dataset,
+            "url": fetched.url,
+            "error": str(error),
+            "etag": fetched.etag,
+            "content_type": fetched.content_type,
+            "bytes": len(fetched.content or b""),
+            "quarantined_at": stamp,
+        },
+    )
     return folder
-
 
 
 @dataclass
@@ -200,8 +213,6 @@ class Validated:
     seconds: float = 0.0
 
 
-
-
 @task(name="validate-dataset", task_run_name="validate-{fetched.dataset}", cache_policy=NO_CACHE)
 def validate_dataset(fetched: Fetched, lake: Lake) -> Validated:
     """Check the payload against its contract; a rejected payload goes to quarantine/ and fails the task."""
@@ -210,11 +221,13 @@ def validate_dataset(fetched: Fetched, lake: Lake) -> Validated:
     started = time.perf_counter()
     try:
         dataset = get_dataset(fetched.dataset)
-        table = conform(dataset, fetched.url, read_parquet_bytes(fetched.dataset, fetched.url, fetched.content,
-                                                                 fetched.content_type))
+        table = conform(
+            dataset,
+            fetched.url,
+            read_parquet_bytes(fetched.dataset, fetched.url, fetched.content, fetched.content_type),
+        )
     except ContractError as exc:
         folder = quarantine(lake, fetched, exc)
         get_run_logger().error("%s (payload kept at %s)", exc, lake.uri(folder))
         raise
     return Validated(fetched, table, seconds=round(time.perf_counter() - started, 3))
-

@@ -39,23 +39,42 @@ def exclusions_for(failed: list[str]) -> list[str]:
 
 
 @task(name="dbt-build", cache_policy=NO_CACHE)
-def build_warehouse(lake: Lake, target: str, env: Mapping[str, str], work_dir: Path, failed: list[str],
-                    full_refresh: bool = False, force: bool = False, node_tasks: bool = True) -> DbtSummary:
+def build_warehouse(
+    lake: Lake,
+    target: str,
+    env: Mapping[str, str],
+    work_dir: Path,
+    failed: list[str],
+    full_refresh: bool = False,
+    force: bool = False,
+    node_tasks: bool = True,
+) -> DbtSummary:
     """``dbt build`` of dbt/insightflow, or a recorded skip when nothing it reads has changed.
 
-    ``node_tasks`` runs dbt through prefect-dbt's runner (one Prefect task per model and test, ~3x the
-    wall time of a plain ``dbt build`` on this project: see docs/performance.md); off, dbt runs once
-    inside this task and the ``insightflow-dbt`` artifact still lists every node.
+    ``node_tasks`` shows every model and test as its own task run under this one, reported from dbt's
+    callbacks (tasks/core/dbt_node_runs.py; close to the cost of a plain ``dbt build``, see
+    docs/performance.md); off, dbt runs once inside this task and the ``insightflow-dbt`` artifact
+    still lists every node.
     """
     logger = get_run_logger()
     state_path = work_dir / "last-build.json"
     fingerprint = inputs_fingerprint(lake, list(DATASETS))
     warehouse = env.get("INSIGHTFLOW_WAREHOUSE_PATH")
     warehouse_ok = warehouse is None or Path(warehouse).exists()
-    if not (failed or full_refresh or force) and warehouse_ok and read_state(state_path).get("fingerprint") == fingerprint:
+    if (
+        not (failed or full_refresh or force)
+        and warehouse_ok
+        and read_state(state_path).get("fingerprint") == fingerprint
+    ):
         logger.info("dbt: inputs and project unchanged since the last successful build; skipping")
-        return DbtSummary(project=PROJECT, target=target, command="build", elapsed_s=0.0, skipped=True,
-                          reason="inputs and project unchanged since the last successful build")
+        return DbtSummary(
+            project=PROJECT,
+            target=target,
+            command="build",
+            elapsed_s=0.0,
+            skipped=True,
+            reason="inputs and project unchanged since the last successful build",
+        )
     args = ["build"]
     if full_refresh:
         args.append("--full-refresh")
@@ -65,6 +84,11 @@ def build_warehouse(lake: Lake, target: str, env: Mapping[str, str], work_dir: P
     summary = run_dbt(PROJECT, target, env, args=args, work_dir=work_dir, in_prefect=node_tasks)
     if not failed:
         write_state(state_path, {"fingerprint": fingerprint})
-    logger.info("dbt: %d nodes in %.1fs (%d pass/success, %d skipped)", len(summary.nodes), summary.elapsed_s,
-                summary.count("success") + summary.count("pass"), summary.count("skipped"))
+    logger.info(
+        "dbt: %d nodes in %.1fs (%d pass/success, %d skipped)",
+        len(summary.nodes),
+        summary.elapsed_s,
+        summary.count("success") + summary.count("pass"),
+        summary.count("skipped"),
+    )
     return summary

@@ -12,14 +12,22 @@ from tasks.core.config import DBT_DIR
 from tasks.insightflow.athena import PROD_TARGET_VARS, PROFILES_PATH, dbt_prod_env, profile_env_vars
 
 TARGET = AthenaTarget(
-    region="ap-southeast-5", work_group="insightflow", glue_database="insightflow_raw", athena_schema="insightflow",
-    s3_staging_dir="s3://results/staging/", s3_data_dir="s3://lake/dbt/",
+    region="ap-southeast-5",
+    work_group="insightflow",
+    glue_database="insightflow_raw",
+    athena_schema="insightflow",
+    s3_staging_dir="s3://results/staging/",
+    s3_data_dir="s3://lake/dbt/",
 )
 
 
 def test_dbt_prod_env_carries_the_athena_settings_and_stored_keys():
-    credentials = AwsCredentials(aws_access_key_id="AKIAEXAMPLE", aws_secret_access_key="s3cr3t",
-                                 aws_session_token="tok", region_name="us-east-1")
+    credentials = AwsCredentials(
+        aws_access_key_id="AKIAEXAMPLE",
+        aws_secret_access_key="s3cr3t",
+        aws_session_token="tok",
+        region_name="us-east-1",
+    )
 
     env = dbt_prod_env(TARGET, credentials)
 
@@ -43,8 +51,10 @@ def test_dbt_prod_env_carries_the_athena_settings_and_stored_keys():
     [
         (AwsCredentials(region_name="us-east-1"), {}),  # task role: the subprocess uses the same default chain
         (AwsCredentials(profile_name="insightflow"), {"AWS_PROFILE": "insightflow"}),
-        (AwsCredentials(aws_client_parameters=AwsClientParameters(endpoint_url="http://127.0.0.1:5000")),
-         {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"}),
+        (
+            AwsCredentials(aws_client_parameters=AwsClientParameters(endpoint_url="http://127.0.0.1:5000")),
+            {"AWS_ENDPOINT_URL": "http://127.0.0.1:5000"},
+        ),
     ],
 )
 def test_dbt_prod_env_passes_no_keys_the_block_does_not_hold(credentials, expected):

@@ -41,24 +41,43 @@ def test_region_only_plans_credentials_from_the_task_role():
     blocks = planned({"AWS_REGION": "ap-southeast-1", **BUCKETS})
     credentials = blocks["insightflow-aws"]
     assert credentials.region_name == "ap-southeast-1"
-    assert (credentials.aws_access_key_id, credentials.aws_secret_access_key, credentials.profile_name) == (None, None, None)
+    assert (credentials.aws_access_key_id, credentials.aws_secret_access_key, credentials.profile_name) == (
+        None,
+        None,
+        None,
+    )
 
 
 def test_auth_default_never_stores_keys_exported_on_the_registering_machine():
-    env = {"AWS_REGION": "us-east-1", "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID, "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
-           "INSIGHTFLOW_AWS_AUTH": "default", **BUCKETS}
+    env = {
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "INSIGHTFLOW_AWS_AUTH": "default",
+        **BUCKETS,
+    }
     assert planned(env)["insightflow-aws"].aws_access_key_id is None
 
 
 def test_keys_profile_prefix_and_athena_settings_come_from_the_environment():
-    env = {"AWS_DEFAULT_REGION": "ap-southeast-5", "AWS_PROFILE": "insightflow", "INSIGHTFLOW_LAKE_PREFIX": "/prod/",
-           "INSIGHTFLOW_ATHENA_RESULTS_PREFIX": "athena", "INSIGHTFLOW_GLUE_CRAWLER": "insightflow-raw",
-           "INSIGHTFLOW_ATHENA_WORK_GROUP": "insightflow", **BUCKETS}
+    env = {
+        "AWS_DEFAULT_REGION": "ap-southeast-5",
+        "AWS_PROFILE": "insightflow",
+        "INSIGHTFLOW_LAKE_PREFIX": "/prod/",
+        "INSIGHTFLOW_ATHENA_RESULTS_PREFIX": "athena",
+        "INSIGHTFLOW_GLUE_CRAWLER": "insightflow-raw",
+        "INSIGHTFLOW_ATHENA_WORK_GROUP": "insightflow",
+        **BUCKETS,
+    }
     blocks = planned(env)
     assert blocks["insightflow-aws"].profile_name == "insightflow"
     assert blocks["insightflow-lake"].bucket_folder == "prod"
     target = blocks["insightflow-athena"]
-    assert (target.region, target.work_group, target.crawler_name) == ("ap-southeast-5", "insightflow", "insightflow-raw")
+    assert (target.region, target.work_group, target.crawler_name) == (
+        "ap-southeast-5",
+        "insightflow",
+        "insightflow-raw",
+    )
     assert target.s3_staging_dir == "s3://insightflow-athena/athena/staging/"
     assert target.s3_data_dir == "s3://insightflow-lake/prod/dbt/"
     assert (target.glue_database, target.athena_schema) == ("insightflow_raw", "insightflow")
@@ -67,7 +86,11 @@ def test_keys_profile_prefix_and_athena_settings_come_from_the_environment():
 def register(env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "blocks", "register", "--only", "aws"],
-        cwd=REPO_ROOT, env=env, capture_output=True, text=True, timeout=120,
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
 
 

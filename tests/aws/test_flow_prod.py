@@ -44,22 +44,36 @@ def test_prod_flow_lands_in_s3_and_registers_exactly_the_written_partitions(prod
     s3, glue = prod_blocks.get_client("s3"), prod_blocks.get_client("glue")
     server = sample_server()
     with server.running():
-        state = insightflow(target="prod", home=str(tmp_path), dosm_base_url=server.url(),
-                            datagovmy_base_url=server.url(), run_dbt=False, return_state=True)
+        state = insightflow(
+            target="prod",
+            home=str(tmp_path),
+            dosm_base_url=server.url(),
+            datagovmy_base_url=server.url(),
+            run_dbt=False,
+            return_state=True,
+        )
     assert state.is_completed(), state.message
 
-    keys = {o["Key"] for page in s3.get_paginator("list_objects_v2").paginate(Bucket="insightflow-lake")
-            for o in page.get("Contents", [])}
+    keys = {
+        o["Key"]
+        for page in s3.get_paginator("list_objects_v2").paginate(Bucket="insightflow-lake")
+        for o in page.get("Contents", [])
+    }
     for name, build in SAMPLE_TABLES.items():
         table = build()
         if DATASETS[name].partition_by_date:
             months = {f"year={d.year:04d}/month={d.month:02d}" for d in table["date"].cast(pa.date32()).to_pylist()}
-            assert {k for k in keys if k.startswith(f"raw/{name}/year=")} == {f"raw/{name}/{m}/data.parquet" for m in months}
+            assert {k for k in keys if k.startswith(f"raw/{name}/year=")} == {
+                f"raw/{name}/{m}/data.parquet" for m in months
+            }
             assert _glue_partitions(glue, name) == months
         else:
             assert f"raw/{name}/data.parquet" in keys
     assert not (tmp_path / "lake").exists(), "prod must not write the local lake"
-    columns = [c["Name"] for c in glue.get_table(DatabaseName="prod_raw", Name="iowrt_3d")["Table"]["StorageDescriptor"]["Columns"]]
+    columns = [
+        c["Name"]
+        for c in glue.get_table(DatabaseName="prod_raw", Name="iowrt_3d")["Table"]["StorageDescriptor"]["Columns"]
+    ]
     assert columns == ["series", "ymd_date", "group_code", "sales", "volume"]
 
     # The source publishes one more month: exactly one new object and one new Glue partition.
@@ -69,8 +83,14 @@ def test_prod_flow_lands_in_s3_and_registers_exactly_the_written_partitions(prod
     before = _glue_partitions(glue, "iowrt_3d")
     server.replace("/iowrt/iowrt_3d.parquet", parquet_bytes(pa.concat_tables([published, extra])))
     with server.running():
-        state = insightflow(target="prod", home=str(tmp_path), dosm_base_url=server.url(),
-                            datagovmy_base_url=server.url(), run_dbt=False, return_state=True)
+        state = insightflow(
+            target="prod",
+            home=str(tmp_path),
+            dosm_base_url=server.url(),
+            datagovmy_base_url=server.url(),
+            run_dbt=False,
+            return_state=True,
+        )
     assert state.is_completed(), state.message
     assert _glue_partitions(glue, "iowrt_3d") - before == {"year=2025/month=09"}
     obj = s3.get_object(Bucket="insightflow-lake", Key="raw/iowrt_3d/year=2025/month=09/data.parquet")

@@ -37,12 +37,14 @@ def fetched(dataset: str, etag: str = '"v1"') -> Fetched:
 
 def iowrt_rows(months: list[tuple[int, int]], sales: float = 100.0) -> pa.Table:
     dates = [date(y, m, 1) for y, m in months]
-    return pa.table({
-        "series": pa.array(["abs"] * len(dates)),
-        "ymd_date": pa.array(dates, pa.date32()),
-        "sales": pa.array([sales + i for i in range(len(dates))], pa.float64()),
-        "volume": pa.array([1.0] * len(dates), pa.float64()),
-    })
+    return pa.table(
+        {
+            "series": pa.array(["abs"] * len(dates)),
+            "ymd_date": pa.array(dates, pa.date32()),
+            "sales": pa.array([sales + i for i in range(len(dates))], pa.float64()),
+            "volume": pa.array([1.0] * len(dates), pa.float64()),
+        }
+    )
 
 
 def glue_partitions(glue, table: str) -> dict[tuple[str, ...], dict]:
@@ -60,16 +62,25 @@ def test_catalog_creates_a_parquet_table_and_registers_exactly_the_landed_partit
 
     outcome = catalog.catalog_landed(glue, DATABASE, lake, result)
 
-    assert (outcome.table_action, outcome.partitions_created) == ("created", ["year=2024/month=01", "year=2024/month=02"])
+    assert (outcome.table_action, outcome.partitions_created) == (
+        "created",
+        ["year=2024/month=01", "year=2024/month=02"],
+    )
     table = glue.get_table(DatabaseName=DATABASE, Name="iowrt")["Table"]
     descriptor = table["StorageDescriptor"]
     assert table["TableType"] == "EXTERNAL_TABLE"
     assert descriptor["Location"] == "s3://insightflow-lake/lake/raw/iowrt/"
-    assert descriptor["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    assert (
+        descriptor["SerdeInfo"]["SerializationLibrary"] == "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
+    )
     assert [(k["Name"], k["Type"]) for k in table["PartitionKeys"]] == [("year", "string"), ("month", "string")]
     # The file's columns with Hive types, then the contract's optional volume_sa (absent from this file).
     assert columns_of(glue, "iowrt") == [
-        ("series", "string"), ("ymd_date", "date"), ("sales", "double"), ("volume", "double"), ("volume_sa", "double"),
+        ("series", "string"),
+        ("ymd_date", "date"),
+        ("sales", "double"),
+        ("volume", "double"),
+        ("volume_sa", "double"),
     ]
     partitions = glue_partitions(glue, "iowrt")
     assert sorted(partitions) == [("2024", "01"), ("2024", "02")]
@@ -77,7 +88,9 @@ def test_catalog_creates_a_parquet_table_and_registers_exactly_the_landed_partit
     for values, partition in partitions.items():
         folder = partition["StorageDescriptor"]["Location"]
         assert folder == f"s3://insightflow-lake/lake/raw/iowrt/year={values[0]}/month={values[1]}/"
-        assert lake.list(folder.removeprefix(lake.uri() + "/")) == [f"raw/iowrt/year={values[0]}/month={values[1]}/data.parquet"]
+        assert lake.list(folder.removeprefix(lake.uri() + "/")) == [
+            f"raw/iowrt/year={values[0]}/month={values[1]}/data.parquet"
+        ]
 
 
 def test_a_second_run_with_one_new_month_adds_exactly_one_partition(glue, lake):
@@ -90,7 +103,9 @@ def test_a_second_run_with_one_new_month_adds_exactly_one_partition(glue, lake):
 
     assert second.partitions_written == ["year=2024/month=03"]
     assert (outcome.table_action, outcome.partitions_created, outcome.partitions_updated) == (
-        "unchanged", ["year=2024/month=03"], [],
+        "unchanged",
+        ["year=2024/month=03"],
+        [],
     )
     assert sorted(glue_partitions(glue, "iowrt")) == [("2024", "01"), ("2024", "02"), ("2024", "03")]
     assert glue.get_table(DatabaseName=DATABASE, Name="iowrt")["Table"]["VersionId"] == version
@@ -108,7 +123,9 @@ def test_a_new_source_column_updates_the_table_and_the_rewritten_partitions(glue
     assert "ron92" not in before
 
     # data.gov.my adds columns from time to time; this one is not in the contract either.
-    grown = land(lake, FUELPRICE, pa.table({**base, "ron92": pa.array([1.99, 1.99, 1.98])}), fetched("fuelprice", '"v2"'))
+    grown = land(
+        lake, FUELPRICE, pa.table({**base, "ron92": pa.array([1.99, 1.99, 1.98])}), fetched("fuelprice", '"v2"')
+    )
     outcome = catalog.catalog_landed(glue, DATABASE, lake, grown)
 
     assert outcome.table_action == "updated"
@@ -120,7 +137,9 @@ def test_a_new_source_column_updates_the_table_and_the_rewritten_partitions(glue
 
 
 def test_partitions_the_source_dropped_are_removed_from_the_catalog(glue, lake):
-    catalog.catalog_landed(glue, DATABASE, lake, land(lake, IOWRT, iowrt_rows([(2024, 1), (2024, 2)]), fetched("iowrt")))
+    catalog.catalog_landed(
+        glue, DATABASE, lake, land(lake, IOWRT, iowrt_rows([(2024, 1), (2024, 2)]), fetched("iowrt"))
+    )
 
     shrunk = land(lake, IOWRT, iowrt_rows([(2024, 2)], sales=101.0), fetched("iowrt", '"v2"'))
     outcome = catalog.catalog_landed(glue, DATABASE, lake, shrunk)
@@ -158,9 +177,16 @@ def test_catalog_refuses_a_local_lake(glue, tmp_path):
 
 @pytest.mark.parametrize(
     ("arrow_type", "hive"),
-    [("string", "string"), ("large_string", "string"), ("double", "double"), ("int64", "bigint"),
-     ("date32[day]", "date"), ("timestamp[us, tz=UTC]", "timestamp"), ("decimal128(10, 2)", "decimal(10,2)"),
-     ("bool", "boolean")],
+    [
+        ("string", "string"),
+        ("large_string", "string"),
+        ("double", "double"),
+        ("int64", "bigint"),
+        ("date32[day]", "date"),
+        ("timestamp[us, tz=UTC]", "timestamp"),
+        ("decimal128(10, 2)", "decimal(10,2)"),
+        ("bool", "boolean"),
+    ],
 )
 def test_hive_type_maps_arrow_types(arrow_type, hive):
     assert catalog.hive_type(arrow_type) == hive
@@ -182,7 +208,9 @@ def test_partition_values_rejects_anything_but_year_then_month(partition):
 
 def make_crawler(glue, name: str = CRAWLER) -> None:
     glue.create_crawler(
-        Name=name, Role="arn:aws:iam::123456789012:role/insightflow-crawler", DatabaseName=DATABASE,
+        Name=name,
+        Role="arn:aws:iam::123456789012:role/insightflow-crawler",
+        DatabaseName=DATABASE,
         Targets={"S3Targets": [{"Path": "s3://insightflow-lake/lake/raw/"}]},
     )
 
@@ -251,14 +279,19 @@ def test_crawler_mode_fails_with_the_crawlers_own_error(glue, monkeypatch):
     def as_dict_with_error(self):
         data = original(self)
         if data.get("LastCrawl", {}).get("Status") == "FAILED":
-            data["LastCrawl"]["ErrorMessage"] = "Service Principal: glue.amazonaws.com is not authorized to perform: s3:GetObject"
+            data["LastCrawl"]["ErrorMessage"] = (
+                "Service Principal: glue.amazonaws.com is not authorized to perform: s3:GetObject"
+            )
         return data
 
     monkeypatch.setattr(FakeCrawler, "as_dict", as_dict_with_error)
     make_crawler(glue)
     time = FakeTime(finish_crawl_after(1, "FAILED"))
 
-    with pytest.raises(crawler.CrawlerFailed, match=r"last crawl FAILED: Service Principal.*s3:GetObject.*logs: /aws-glue/crawlers/insightflow-raw"):
+    with pytest.raises(
+        crawler.CrawlerFailed,
+        match=r"last crawl FAILED: Service Principal.*s3:GetObject.*logs: /aws-glue/crawlers/insightflow-raw",
+    ):
         crawler.run_crawler(glue, CRAWLER, sleep=time.sleep, clock=time.clock)
 
 
@@ -267,7 +300,9 @@ def test_crawler_mode_times_out_naming_the_crawler_and_its_state(glue):
     time = FakeTime()
 
     with pytest.raises(TimeoutError, match=r"'insightflow-raw' still RUNNING after 100 s \(timeout 100 s\)"):
-        crawler.run_crawler(glue, CRAWLER, timeout_s=100, poll_first_s=5, poll_max_s=30, sleep=time.sleep, clock=time.clock)
+        crawler.run_crawler(
+            glue, CRAWLER, timeout_s=100, poll_first_s=5, poll_max_s=30, sleep=time.sleep, clock=time.clock
+        )
     assert time.sleeps == [5, 10, 20, 30, 30, 5]  # the last poll lands on the deadline
 
 

@@ -51,13 +51,21 @@ def data_objects(lake: S3Lake) -> dict[str, bytes]:
     return {k: lake.read(k) for k in lake.list("raw/iowrt") if k.endswith(".parquet")}
 
 
-def test_a_landing_killed_before_the_manifest_switch_leaves_complete_objects_and_the_rerun_converges(aws_env, make_bucket):
+def test_a_landing_killed_before_the_manifest_switch_leaves_complete_objects_and_the_rerun_converges(
+    aws_env, make_bucket
+):
     lake = S3Lake(make_bucket(folder="lake"))
     land(lake, IOWRT, iowrt_rows([(2024, 1), (2024, 2)]), fetched("iowrt"))
     manifest_v1 = lake.read("raw/iowrt/_manifest.json")
 
-    child = subprocess.run([sys.executable, "-c", KILLED_LANDING], cwd=REPO_ROOT, env={**os.environ},
-                           capture_output=True, text=True, timeout=120)
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_LANDING],
+        cwd=REPO_ROOT,
+        env={**os.environ},
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
     assert child.returncode == -signal.SIGKILL, child.stderr
     # Old manifest still in place; every object is one whole Parquet file (no partial upload visible).

@@ -19,21 +19,52 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 
 
 def _result(columns: list[tuple[str, str]], rows: list[tuple]) -> dict:
-    return {"column_info": [{"Name": name, "Label": name, "Type": kind, "Nullable": "NULLABLE", "CaseSensitive": False,
-                             "CatalogName": "hive", "SchemaName": "", "TableName": "", "Precision": 0, "Scale": 0}
-                            for name, kind in columns],
-            "rows": [{"Data": [{} if v is None else {"VarCharValue": str(v)} for v in row]} for row in rows]}
+    return {
+        "column_info": [
+            {
+                "Name": name,
+                "Label": name,
+                "Type": kind,
+                "Nullable": "NULLABLE",
+                "CaseSensitive": False,
+                "CatalogName": "hive",
+                "SchemaName": "",
+                "TableName": "",
+                "Precision": 0,
+                "Scale": 0,
+            }
+            for name, kind in columns
+        ],
+        "rows": [{"Data": [{} if v is None else {"VarCharValue": str(v)} for v in row]} for row in rows],
+    }
 
 
-HEADLINE = [("month_start_date", "date"), ("sales_myr_million", "double"), ("volume_index", "double"),
-            ("avg_ron95_myr_per_litre", "double"), ("avg_ron97_myr_per_litre", "double"),
-            ("avg_diesel_myr_per_litre", "double"), ("ron95_change_mom_pct", "double"),
-            ("ron97_change_mom_pct", "double"), ("diesel_change_mom_pct", "double"), ("fuel_price_weeks", "bigint")]
-CORRELATION = [("msic_group_code", "varchar"), ("msic_group_description", "varchar"), ("months_compared", "bigint"),
-               ("sales_growth_ron95_change_correlation", "double"), ("sales_growth_ron97_change_correlation", "double"),
-               ("sales_growth_diesel_change_correlation", "double")]
-GROUP_SALES = [("msic_group_code", "varchar"), ("msic_group_description", "varchar"), ("month_start_date", "date"),
-               ("sales_myr_million", "double")]
+HEADLINE = [
+    ("month_start_date", "date"),
+    ("sales_myr_million", "double"),
+    ("volume_index", "double"),
+    ("avg_ron95_myr_per_litre", "double"),
+    ("avg_ron97_myr_per_litre", "double"),
+    ("avg_diesel_myr_per_litre", "double"),
+    ("ron95_change_mom_pct", "double"),
+    ("ron97_change_mom_pct", "double"),
+    ("diesel_change_mom_pct", "double"),
+    ("fuel_price_weeks", "bigint"),
+]
+CORRELATION = [
+    ("msic_group_code", "varchar"),
+    ("msic_group_description", "varchar"),
+    ("months_compared", "bigint"),
+    ("sales_growth_ron95_change_correlation", "double"),
+    ("sales_growth_ron97_change_correlation", "double"),
+    ("sales_growth_diesel_change_correlation", "double"),
+]
+GROUP_SALES = [
+    ("msic_group_code", "varchar"),
+    ("msic_group_description", "varchar"),
+    ("month_start_date", "date"),
+    ("sales_myr_million", "double"),
+]
 
 
 def test_prod_report_reads_the_marts_from_athena_through_the_blocks(aws_credentials, moto_server):
@@ -41,23 +72,43 @@ def test_prod_report_reads_the_marts_from_athena_through_the_blocks(aws_credenti
     from tasks.insightflow.findings import compute_findings, read_marts
     from tasks.insightflow.report import athena_query
 
-    AthenaTarget(region=REGION, work_group="primary", athena_schema="insightflow_report_test",
-                 s3_staging_dir="s3://insightflow-athena-results/staging/").save("report-test-athena", overwrite=True)
+    AthenaTarget(
+        region=REGION,
+        work_group="primary",
+        athena_schema="insightflow_report_test",
+        s3_staging_dir="s3://insightflow-athena-results/staging/",
+    ).save("report-test-athena", overwrite=True)
     aws_credentials.save("report-test-aws", overwrite=True)
     queued = [
-        _result(HEADLINE, [("2024-05-01", 200000.5, 150.0, 2.05, 3.47, 2.15, 0.0, 1.2, 0.0, 4),
-                           ("2024-06-01", 201000.0, 151.0, 2.05, 3.47, 3.05, 0.0, 0.0, 41.86, 4),
-                           ("2024-07-01", 203000.0, 152.5, 2.05, 3.47, 3.35, 0.0, 0.0, 9.84, 5)]),
-        _result(CORRELATION, [("471", "Retail sale in non-specialized stores", 3, None, 0.5, -0.25),
-                              ("473", "Retail sale of automotive fuel", 3, None, None, 0.75)]),
+        _result(
+            HEADLINE,
+            [
+                ("2024-05-01", 200000.5, 150.0, 2.05, 3.47, 2.15, 0.0, 1.2, 0.0, 4),
+                ("2024-06-01", 201000.0, 151.0, 2.05, 3.47, 3.05, 0.0, 0.0, 41.86, 4),
+                ("2024-07-01", 203000.0, 152.5, 2.05, 3.47, 3.35, 0.0, 0.0, 9.84, 5),
+            ],
+        ),
+        _result(
+            CORRELATION,
+            [
+                ("471", "Retail sale in non-specialized stores", 3, None, 0.5, -0.25),
+                ("473", "Retail sale of automotive fuel", 3, None, None, 0.75),
+            ],
+        ),
         _result([("month_start_date", "date")], [("2024-07-01",)]),
-        _result(GROUP_SALES, [("471", "Retail sale in non-specialized stores", "2023-07-01", 100.0),
-                              ("471", "Retail sale in non-specialized stores", "2024-07-01", 110.0),
-                              ("473", "Retail sale of automotive fuel", "2023-07-01", 50.0),
-                              ("473", "Retail sale of automotive fuel", "2024-07-01", 45.0)]),
+        _result(
+            GROUP_SALES,
+            [
+                ("471", "Retail sale in non-specialized stores", "2023-07-01", 100.0),
+                ("471", "Retail sale in non-specialized stores", "2024-07-01", 110.0),
+                ("473", "Retail sale of automotive fuel", "2023-07-01", 50.0),
+                ("473", "Retail sale of automotive fuel", "2024-07-01", 45.0),
+            ],
+        ),
     ]
-    httpx.post(f"{moto_server}/moto-api/static/athena/query-results", timeout=10,
-               json={"region": REGION, "results": queued}).raise_for_status()
+    httpx.post(
+        f"{moto_server}/moto-api/static/athena/query-results", timeout=10, json={"region": REGION, "results": queued}
+    ).raise_for_status()
 
     data = read_marts(athena_query("report-test-athena", "report-test-aws"))
 
@@ -66,8 +117,11 @@ def test_prod_report_reads_the_marts_from_athena_through_the_blocks(aws_credenti
     assert data.correlations[0]["sales_growth_ron95_change_correlation"] is None
     assert data.latest_group_month == date(2024, 7, 1)
     found = compute_findings(data)
-    assert [(c.group_code, c.fuel, c.r) for c in found.strongest] == [("473", "diesel", 0.75), ("471", "RON97", 0.5),
-                                                                     ("471", "diesel", -0.25)]
+    assert [(c.group_code, c.fuel, c.r) for c in found.strongest] == [
+        ("473", "diesel", 0.75),
+        ("471", "RON97", 0.5),
+        ("471", "diesel", -0.25),
+    ]
     assert {g.group_code: round(g.growth_pct, 6) for g in found.growth} == {"471": 10.0, "473": -10.0}
     assert (found.diesel_may_2024, found.diesel_jul_2024) == (2.15, 3.35)
 

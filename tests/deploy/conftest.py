@@ -227,7 +227,8 @@ class E2EServer:
         env = {
             k: v
             for k, v in os.environ.items()
-            if not k.startswith(("PREFECT_", "DOCKER_")) and (k.startswith("INSIGHTFLOW_HTTP_") or not k.startswith("INSIGHTFLOW_"))
+            if not k.startswith(("PREFECT_", "DOCKER_"))
+            and (k.startswith("INSIGHTFLOW_HTTP_") or not k.startswith("INSIGHTFLOW_"))
         }
         env.update(
             PREFECT_HOME=str(self.home / "prefect-home"),
@@ -247,7 +248,9 @@ class E2EServer:
             [*PREFECT, *args], env=env or self.env(), cwd=REPO_ROOT, capture_output=True, text=True, timeout=timeout
         )
         if result.returncode != 0:
-            raise AssertionError(f"prefect {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
+            raise AssertionError(
+                f"prefect {' '.join(args)} failed ({result.returncode}):\n{result.stdout}\n{result.stderr}"
+            )
         return result
 
 

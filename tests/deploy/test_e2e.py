@@ -81,7 +81,11 @@ def test_deploy_refuses_to_run_without_the_image_name(e2e_server, fake_docker_en
     del env["INSIGHTFLOW_IMAGE_NAME"]
     result = subprocess.run(
         [*PREFECT, "--no-prompt", "deploy", "--name", "insightflow-daily", "--pool", "e2e-guard"],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     assert result.returncode != 0
     assert "set INSIGHTFLOW_IMAGE_NAME" in result.stdout + result.stderr, result.stdout + result.stderr
@@ -101,7 +105,11 @@ def test_deploy_without_a_docker_engine_fails_with_one_line_pointing_at_serve(e2
     env = e2e_server.env(DOCKER_HOST=engine, INSIGHTFLOW_IMAGE_NAME=IMAGE_NAME)
     result = subprocess.run(
         [*PREFECT, "--no-prompt", "deploy", "--name", "insightflow-daily", "--pool", "e2e-no-docker"],
-        env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=240,
+        env=env,
+        cwd=REPO_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
     )
     output = result.stdout + result.stderr
     assert result.returncode == 1, output
@@ -128,9 +136,17 @@ def test_deploy_all_registers_both_deployments_as_written(e2e_server, fake_docke
     assert len(fake_docker_engine.builds) > builds_before
     build = fake_docker_engine.builds[-1]
     assert build.dockerfile == "Dockerfile" and build.query.get("platform") == ["linux/amd64"]
-    for needed in ("Dockerfile", "pyproject.toml", "flows/insightflow.py", "flows/football.py", "dbt/insightflow/dbt_project.yml"):
+    for needed in (
+        "Dockerfile",
+        "pyproject.toml",
+        "flows/insightflow.py",
+        "flows/football.py",
+        "dbt/insightflow/dbt_project.yml",
+    ):
         assert needed in build.files, f"{needed} missing from the build context"
-    leaked = [f for f in build.files if f.startswith((".git/", ".venv/", "tests/", ".insightflow/")) or f.endswith(".duckdb")]
+    leaked = [
+        f for f in build.files if f.startswith((".git/", ".venv/", "tests/", ".insightflow/")) or f.endswith(".duckdb")
+    ]
     assert not leaked, f".dockerignore let local state into the build context: {leaked[:5]}"
     assert (IMAGE_NAME, "e2e") in fake_docker_engine.pushes
     with client_for(e2e_server) as client:
@@ -154,7 +170,9 @@ def test_deploy_all_registers_both_deployments_as_written(e2e_server, fake_docke
     assert (daily.job_variables["cpu"], daily.job_variables["memory"]) == (1024, 4096)
 
 
-def test_deployments_run_through_a_worker_and_failures_alert(e2e_server, fake_docker_engine, webhook_receiver, tmp_path):
+def test_deployments_run_through_a_worker_and_failures_alert(
+    e2e_server, fake_docker_engine, webhook_receiver, tmp_path
+):
     server, processes = e2e_server, e2e_server.processes
     timings: dict[str, float] = {}
     started = time.monotonic()
@@ -227,7 +245,9 @@ def test_deployments_run_through_a_worker_and_failures_alert(e2e_server, fake_do
         assert failing.state.type.value == "FAILED", failing.state
 
         messages = webhook_receiver.wait_for(1, timeout=60)
-        timings["failing run end to alert"] = time.monotonic() - t0 - timings["pair + failing run (sequential via the slot)"]
+        timings["failing run end to alert"] = (
+            time.monotonic() - t0 - timings["pair + failing run (sequential via the slot)"]
+        )
         time.sleep(2)  # a duplicate would arrive right behind the first
         assert len(webhook_receiver.messages) == 1, webhook_receiver.messages
         text = messages[0]["subject"] + "\n" + messages[0]["body"]

@@ -74,7 +74,9 @@ def test_served_deployments_copy_prefect_yaml_and_change_only_the_target(sample)
             assert schedule.schedule.interval == timedelta(seconds=item["interval"])
             assert schedule.schedule.timezone == item["timezone"]
         assert deployment.concurrency_limit == spec["concurrency_limit"]["limit"]
-        assert deployment.concurrency_options.collision_strategy.value == spec["concurrency_limit"]["collision_strategy"]
+        assert (
+            deployment.concurrency_options.collision_strategy.value == spec["concurrency_limit"]["collision_strategy"]
+        )
         expected = {**spec["parameters"], "target": "dev"} | ({"sample": True} if sample else {})
         assert deployment.parameters == expected
         assert not deployment.work_pool_name
@@ -85,8 +87,9 @@ def test_without_an_api_url_it_says_a_server_is_needed_in_one_line(tmp_path):
 
     env = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     env.update(PREFECT_HOME=str(tmp_path), DO_NOT_TRACK="1")
-    result = subprocess.run([sys.executable, "-m", "flows.serve"], env=env, cwd=REPO_ROOT,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "flows.serve"], env=env, cwd=REPO_ROOT, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 2
     assert result.stdout == ""
     assert result.stderr.strip().splitlines() == [
@@ -105,13 +108,17 @@ def wait_for_deployments(server, serve, timeout: float) -> dict:
     with client_for(server) as client:
         while True:
             if serve.poll() is not None:
-                raise AssertionError(f"flows.serve exited ({serve.returncode}):\n{server.processes.log('serve')[-4000:]}")
+                raise AssertionError(
+                    f"flows.serve exited ({serve.returncode}):\n{server.processes.log('serve')[-4000:]}"
+                )
             try:
                 return {n: client.read_deployment_by_name(f"{f}/{n}") for n, f in DEPLOYMENTS.items()}
             except ObjectNotFound:
                 pass
             if time.monotonic() > deadline:
-                raise AssertionError(f"deployments not served within {timeout} s:\n{server.processes.log('serve')[-4000:]}")
+                raise AssertionError(
+                    f"deployments not served within {timeout} s:\n{server.processes.log('serve')[-4000:]}"
+                )
             time.sleep(0.5)
 
 
@@ -124,7 +131,9 @@ def wait_for_terminal(server, run_ids, timeout: float) -> list:
                 return runs
             if time.monotonic() > deadline:
                 states = {r.name: r.state.name for r in runs}
-                raise AssertionError(f"runs not finished within {timeout} s: {states}\n{server.processes.log('serve')[-4000:]}")
+                raise AssertionError(
+                    f"runs not finished within {timeout} s: {states}\n{server.processes.log('serve')[-4000:]}"
+                )
             time.sleep(0.5)
 
 
@@ -132,17 +141,23 @@ def scheduled_times(server, deployment_id, start: datetime, count: int = 3) -> l
     """Ask the server's scheduler for the next ``count`` runs after ``start`` (far ahead, never due here)."""
     import httpx
 
-    body = {"start_time": start.isoformat(), "end_time": (start + timedelta(days=count + 1)).isoformat(),
-            "min_runs": count, "max_runs": count}
+    body = {
+        "start_time": start.isoformat(),
+        "end_time": (start + timedelta(days=count + 1)).isoformat(),
+        "min_runs": count,
+        "max_runs": count,
+    }
     response = httpx.post(f"{server.api_url}/deployments/{deployment_id}/schedule", json=body, timeout=30)
     assert response.status_code < 300, response.text
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterDeploymentId, FlowRunFilterExpectedStartTime
 
     with client_for(server) as client:
-        runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(
-            deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
-            expected_start_time=FlowRunFilterExpectedStartTime(after_=start),
-        ))
+        runs = client.read_flow_runs(
+            flow_run_filter=FlowRunFilter(
+                deployment_id=FlowRunFilterDeploymentId(any_=[deployment_id]),
+                expected_start_time=FlowRunFilterExpectedStartTime(after_=start),
+            )
+        )
     return sorted(r.expected_start_time for r in runs)
 
 
@@ -152,13 +167,15 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
     timings: dict[str, float] = {}
     started = time.monotonic()
     home = tmp_path / "insightflow-home"
-    serve = processes.start("serve", [sys.executable, "-m", "flows.serve", "--sample"],
-                            server.env(INSIGHTFLOW_HOME=str(home)))
+    serve = processes.start(
+        "serve", [sys.executable, "-m", "flows.serve", "--sample"], server.env(INSIGHTFLOW_HOME=str(home))
+    )
 
     # The alert path with the commands users run, while the serve process starts.
     alert_env = server.env(INSIGHTFLOW_ALERT_WEBHOOK_URL=webhook_receiver.url)
     assert "custom-webhook/insightflow-alerts: created" in server_python(
-        server, ["-m", "blocks", "register", "--only", "alerts"], alert_env)
+        server, ["-m", "blocks", "register", "--only", "alerts"], alert_env
+    )
     assert server_python(server, ["-m", "automations", "apply"], alert_env).count(": created") == 2
 
     served = wait_for_deployments(server, serve, timeout=120)
@@ -172,7 +189,9 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
         deployment = served[name]
         assert deployment.description == spec["description"] and deployment.tags == spec["tags"]
         assert deployment.global_concurrency_limit.limit == spec["concurrency_limit"]["limit"]
-        assert deployment.concurrency_options.collision_strategy.value == spec["concurrency_limit"]["collision_strategy"]
+        assert (
+            deployment.concurrency_options.collision_strategy.value == spec["concurrency_limit"]["collision_strategy"]
+        )
         assert deployment.parameters == {**spec["parameters"], "target": "dev", "sample": True}
         assert deployment.work_pool_name is None and deployment.paused is False
         (schedule,) = deployment.schedules
@@ -193,14 +212,17 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
     t0 = time.monotonic()
     daily_id = run_deployment(server, "insightflow/insightflow-daily", dbt_node_tasks=False)
     football_id = run_deployment(server, "football/football-standings", run_dbt_build=False)
-    failing_id = run_deployment(server, "insightflow/insightflow-daily",
-                                sample_faults={"fuelprice": "html"}, run_dbt=False)
+    failing_id = run_deployment(
+        server, "insightflow/insightflow-daily", sample_faults={"fuelprice": "html"}, run_dbt=False
+    )
     daily_run, football_run, failing = wait_for_terminal(server, [daily_id, football_id, failing_id], timeout=240)
     timings["three runs, created to all done"] = time.monotonic() - t0
     assert daily_run.state.type.value == "COMPLETED", daily_run.state
     assert football_run.state.type.value == "COMPLETED", football_run.state
     assert failing.state.type.value == "FAILED", failing.state
-    assert daily_run.end_time <= failing.start_time or failing.end_time <= daily_run.start_time, "ENQUEUE let runs overlap"
+    assert daily_run.end_time <= failing.start_time or failing.end_time <= daily_run.start_time, (
+        "ENQUEUE let runs overlap"
+    )
     assert (home / "warehouse.duckdb").exists(), "the runs did not use the serve process's INSIGHTFLOW_HOME"
 
     messages = webhook_receiver.wait_for(1, timeout=60)

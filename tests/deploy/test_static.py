@@ -115,7 +115,7 @@ def test_step_functions_exist_and_accept_the_given_arguments():
 
     data = load_prefect_yaml()
     for step in data["build"] + data["push"] + data["pull"]:
-        (fqn, inputs), = step.items()
+        ((fqn, inputs),) = step.items()
         function = inspect.unwrap(import_object(fqn))
         parameters = inspect.signature(function).parameters
         takes_kwargs = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
@@ -150,7 +150,7 @@ def test_environment_placeholders_are_whole_values_and_required_ones_are_guarded
     guard = next(iter(data["build"][0].values()))
     assert next(iter(data["build"][0])) == "prefect.deployments.steps.run_shell_script"
     assert guard["shell"] is True
-    assert '${INSIGHTFLOW_IMAGE_NAME:?' in guard["script"]
+    assert "${INSIGHTFLOW_IMAGE_NAME:?" in guard["script"]
 
 
 def test_docker_engine_is_checked_right_before_the_image_build():
@@ -315,7 +315,11 @@ def test_failure_alert_definitions_build_and_render():
         assert trigger.posture == "Reactive" and trigger.threshold == 1
         related = trigger.match_related
         assert related["prefect.resource.role"] in ("deployment", ["deployment"])
-        (deployment,) = [related["prefect.resource.name"]] if isinstance(related["prefect.resource.name"], str) else related["prefect.resource.name"]
+        (deployment,) = (
+            [related["prefect.resource.name"]]
+            if isinstance(related["prefect.resource.name"], str)
+            else related["prefect.resource.name"]
+        )
         assert automation.name.endswith(deployment)
         (action,) = automation.actions
         assert isinstance(action, SendNotification) and action.block_document_id == block_id
@@ -377,7 +381,9 @@ def test_alert_block_is_slack_or_custom_webhook_from_environment():
     slack = plan({"INSIGHTFLOW_ALERT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/x"})
     assert [(b.name, type(b.block)) for b in slack.blocks] == [(ALERT_BLOCK, SlackWebhook)]
 
-    webhook = plan({"INSIGHTFLOW_ALERT_WEBHOOK_URL": "https://alerts.example/hook", "INSIGHTFLOW_ALERT_WEBHOOK_TOKEN": "t0k"})
+    webhook = plan(
+        {"INSIGHTFLOW_ALERT_WEBHOOK_URL": "https://alerts.example/hook", "INSIGHTFLOW_ALERT_WEBHOOK_TOKEN": "t0k"}
+    )
     (item,) = webhook.blocks
     assert isinstance(item.block, CustomWebhookNotificationBlock)
     assert item.block.json_data == {"subject": "{{subject}}", "body": "{{body}}"}
@@ -388,4 +394,9 @@ def test_alert_block_is_slack_or_custom_webhook_from_environment():
     missing = plan({})
     assert not missing.ready and "INSIGHTFLOW_ALERT_WEBHOOK_URL" in missing.missing[0]
     with pytest.raises(ValueError, match="only one"):
-        plan({"INSIGHTFLOW_ALERT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/x", "INSIGHTFLOW_ALERT_WEBHOOK_URL": "https://a"})
+        plan(
+            {
+                "INSIGHTFLOW_ALERT_SLACK_WEBHOOK_URL": "https://hooks.slack.com/x",
+                "INSIGHTFLOW_ALERT_WEBHOOK_URL": "https://a",
+            }
+        )

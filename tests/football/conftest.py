@@ -52,7 +52,7 @@ def _teach_fakesnow_copy() -> None:
         statements = original_inserts(expr, params, urls, parquet_info)
         root = getattr(_copy_state, "stage_root", "")
         for statement, url in zip(statements, urls, strict=False):
-            relative = url[len(root):] if root and url.startswith(root) else url
+            relative = url[len(root) :] if root and url.startswith(root) else url
             for column in list(statement.find_all(exp.Column)):
                 if column.name.lower() == "metadata$filename":
                     column.replace(exp.Literal.string(relative))
@@ -100,8 +100,11 @@ def fakesnow_server() -> Iterator[dict]:
 @pytest.fixture
 def snowflake_env(fakesnow_server, monkeypatch) -> dict[str, str]:
     """Point connector overrides and dbt's prod profile at fakesnow; returns the variables set."""
-    env = {"SNOWFLAKE_HOST": fakesnow_server["host"], "SNOWFLAKE_PORT": str(fakesnow_server["port"]),
-           "SNOWFLAKE_PROTOCOL": "http"}
+    env = {
+        "SNOWFLAKE_HOST": fakesnow_server["host"],
+        "SNOWFLAKE_PORT": str(fakesnow_server["port"]),
+        "SNOWFLAKE_PROTOCOL": "http",
+    }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
     return env
@@ -113,8 +116,12 @@ def fakesnow_connector(fakesnow_server: dict, database: str):
 
     credentials = SnowflakeCredentials(account="fakesnow", user="fake", password="snow")
     connector = SnowflakeConnector(credentials=credentials, database=database, warehouse="FAKE_WH", schema="RAW")
-    connector.get_connection(host=fakesnow_server["host"], port=fakesnow_server["port"], protocol="http",
-                             session_parameters=fakesnow_server["session_parameters"])
+    connector.get_connection(
+        host=fakesnow_server["host"],
+        port=fakesnow_server["port"],
+        protocol="http",
+        session_parameters=fakesnow_server["session_parameters"],
+    )
     connector.execute(f"create database if not exists {database}")
     return connector
 
@@ -151,7 +158,16 @@ def sample_tick(lake, server: SampleServer, session, codes=("PL",)) -> list:
         for endpoint in ENDPOINTS:
             manifest = read_manifest(lake, code, endpoint)
             validators = validators_for(manifest, endpoint_url(server.url, code, endpoint, None))
-            fetched = fetch(session.client, session.root, session.token, code, endpoint, None, session.pacer,
-                            session.policy, validators)
+            fetched = fetch(
+                session.client,
+                session.root,
+                session.token,
+                code,
+                endpoint,
+                None,
+                session.pacer,
+                session.policy,
+                validators,
+            )
             outcomes.append(record(lake, fetched, manifest))
     return outcomes

@@ -95,8 +95,12 @@ def test_permanent_errors_fail_fast_with_the_api_message_and_competition(sample_
 
 
 def test_a_5xx_burst_is_retried_until_success(sample_server):
-    sample_server.add_faults("/v4/competitions/PL/scorers", Fault(503, "<html>busy</html>", "text/html"),
-                             Fault(502), Fault(500, '{"message": "oops"}'))
+    sample_server.add_faults(
+        "/v4/competitions/PL/scorers",
+        Fault(503, "<html>busy</html>", "text/html"),
+        Fault(502),
+        Fault(500, '{"message": "oops"}'),
+    )
     fetched = _fetch(_session(sample_server), "PL", "scorers")
     assert json.loads(fetched.body)["scorers"]
     assert [status for _, status in sample_server.log] == [503, 502, 500, 200]
@@ -109,8 +113,15 @@ def test_resolve_token_without_block_or_variable_names_both():
 
 
 def _fetched(endpoint: str, body: bytes, content_type: str = "application/json") -> Fetched:
-    return Fetched(competition="PL", endpoint=endpoint, season=None, url="http://x", body=body,
-                   content_type=content_type, fetched_at=datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC))
+    return Fetched(
+        competition="PL",
+        endpoint=endpoint,
+        season=None,
+        url="http://x",
+        body=body,
+        content_type=content_type,
+        fetched_at=datetime(2025, 3, 1, 12, 0, 0, 123456, tzinfo=UTC),
+    )
 
 
 def _without(document: dict, path: list) -> dict:
@@ -126,19 +137,36 @@ def _without(document: dict, path: list) -> dict:
     ("endpoint", "body", "content_type", "cause"),
     [
         ("standings", b"<html><body>Maintenance</body></html>", "text/html", "body is not JSON (text/html"),
-        ("standings", json.dumps(_without(standings("PL"), ["standings", 0, "table", 2, "points"])).encode(),
-         "application/json", "standings TOTAL row 2: missing points"),
-        ("standings", json.dumps({**standings("PL"), "standings": [{**standings("PL")["standings"][1]}]}).encode(),
-         "application/json", "no standings table of type TOTAL"),
-        ("scorers", json.dumps(_without(scorers("PL"), ["scorers", 0, "player"])).encode(),
-         "application/json", "scorers row 0: missing player.id, player.name"),
-        ("scorers", json.dumps(_without(scorers("PL"), ["competition"])).encode(),
-         "application/json", "missing competition.code"),
+        (
+            "standings",
+            json.dumps(_without(standings("PL"), ["standings", 0, "table", 2, "points"])).encode(),
+            "application/json",
+            "standings TOTAL row 2: missing points",
+        ),
+        (
+            "standings",
+            json.dumps({**standings("PL"), "standings": [{**standings("PL")["standings"][1]}]}).encode(),
+            "application/json",
+            "no standings table of type TOTAL",
+        ),
+        (
+            "scorers",
+            json.dumps(_without(scorers("PL"), ["scorers", 0, "player"])).encode(),
+            "application/json",
+            "scorers row 0: missing player.id, player.name",
+        ),
+        (
+            "scorers",
+            json.dumps(_without(scorers("PL"), ["competition"])).encode(),
+            "application/json",
+            "missing competition.code",
+        ),
     ],
     ids=["html-with-200", "standings-row-without-points", "no-total-table", "scorer-without-player", "no-competition"],
 )
 def test_unusable_bodies_are_quarantined_with_an_error_naming_competition_endpoint_and_cause(
-        tmp_path, endpoint, body, content_type, cause):
+    tmp_path, endpoint, body, content_type, cause
+):
     lake = LocalLake(tmp_path)
     with pytest.raises(InvalidResponseError) as raised:
         land(lake, _fetched(endpoint, body, content_type))
@@ -155,8 +183,12 @@ def test_valid_bodies_land_as_received_under_the_raw_key(tmp_path):
     key = land(lake, _fetched("standings", body))
     assert key == "raw/football/standings/competition=PL/season=2024/20250301T120000.123456Z.json"
     assert lake.read(key) == body
-    assert parse_raw_key(key) == {"endpoint": "standings", "competition": "PL", "season": "2024",
-                                  "fetched_at": "2025-03-01T12:00:00.123456+00:00"}
+    assert parse_raw_key(key) == {
+        "endpoint": "standings",
+        "competition": "PL",
+        "season": "2024",
+        "fetched_at": "2025-03-01T12:00:00.123456+00:00",
+    }
 
 
 @pytest.mark.parametrize("code", ["PL", "BL1", "SA", "PD", "FL1"])

@@ -24,23 +24,41 @@ def test_dbt_parse_for_the_snowflake_target_needs_no_connection(tmp_path, monkey
     for name in ("SNOWFLAKE_ACCOUNT", "SNOWFLAKE_USER", "SNOWFLAKE_PASSWORD", "SNOWFLAKE_HOST"):
         monkeypatch.delenv(name, raising=False)
     project = DBT_DIR / "football"
-    result = dbtRunner().invoke(["parse", "--project-dir", str(project), "--profiles-dir", str(project),
-                                 "--target", "prod", "--target-path", str(tmp_path / "target"),
-                                 "--log-path", str(tmp_path / "logs")])
+    result = dbtRunner().invoke(
+        [
+            "parse",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target",
+            "prod",
+            "--target-path",
+            str(tmp_path / "target"),
+            "--log-path",
+            str(tmp_path / "logs"),
+        ]
+    )
     assert result.success, result.exception
     manifest = json.loads((tmp_path / "target" / "manifest.json").read_text())
     models = {n["name"]: n for n in manifest["nodes"].values() if n["resource_type"] == "model"}
     materialized = {name: node["config"]["materialized"] for name, node in models.items()}
     # Everything that grows with the history is incremental; the rest is one snapshot per season or a view.
     assert materialized == {
-        "stg_football__standings": "incremental", "stg_football__scorers": "incremental",
-        "stg_football__snapshots": "view", "fct_football_snapshots": "view",
-        "fct_football_standings_history": "incremental", "fct_football_standings_current": "incremental",
-        "fct_football_top_scorers_current": "incremental", "fct_football_team_top_scorers": "table",
+        "stg_football__standings": "incremental",
+        "stg_football__scorers": "incremental",
+        "stg_football__snapshots": "view",
+        "fct_football_snapshots": "view",
+        "fct_football_standings_history": "incremental",
+        "fct_football_standings_current": "incremental",
+        "fct_football_top_scorers_current": "incremental",
+        "fct_football_team_top_scorers": "table",
     }
     assert manifest["metadata"]["adapter_type"] == "snowflake"
     tests = [n for n in manifest["nodes"].values() if n["resource_type"] == "test"]
-    scoped = {(n["attached_node"] or "").split(".")[-1] for n in tests if n["config"].get("where") == "__football_new_rows__"}
+    scoped = {
+        (n["attached_node"] or "").split(".")[-1] for n in tests if n["config"].get("where") == "__football_new_rows__"
+    }
     assert {"stg_football__standings", "stg_football__scorers", "fct_football_standings_history"} <= scoped
 
 
@@ -60,13 +78,21 @@ def test_data_tests_check_only_the_newest_load_unless_a_full_check_is_asked(tmp_
         server.play(1)
         changed_tick(server, session, _dbt_args(None, full_check=False, full_refresh=False))
         with duckdb.connect(str(warehouse)) as con:  # damage a row of the first load: won + draw + lost != played
-            con.execute("update football_staging.stg_football__standings set won = won + 1 "
-                        "where table_type = 'TOTAL' and position = 1")
+            con.execute(
+                "update football_staging.stg_football__standings set won = won + 1 "
+                "where table_type = 'TOTAL' and position = 1"
+            )
         server.play(2)
         summary = changed_tick(server, session, _dbt_args(None, full_check=False, full_refresh=False))
         session.close()
     checked = {n["name"]: n["status"] for n in summary.nodes}
     assert checked["assert_standings_results_add_up_to_games_played"] == "pass"  # the damaged row is an old load
     with pytest.raises(DbtBuildError, match="assert_standings_results_add_up_to_games_played fail"):
-        run_dbt("football", "dev", env, args=_dbt_args(None, full_check=True, full_refresh=False), work_dir=work,
-                in_prefect=False)
+        run_dbt(
+            "football",
+            "dev",
+            env,
+            args=_dbt_args(None, full_check=True, full_refresh=False),
+            work_dir=work,
+            in_prefect=False,
+        )

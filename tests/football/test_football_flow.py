@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
@@ -17,6 +17,7 @@ from tasks.football.api import MissingTokenError
 from tasks.football.sample import SampleServer
 from tasks.football.sample_data import SAMPLE_TOKEN, standings
 from tests.football.conftest import fakesnow_connector
+from tests.prefect_runs import settled_task_runs
 
 COMPETITIONS = ["PL", "BL1"]
 
@@ -33,13 +34,18 @@ def _expected_teams(lake: Path, code: str) -> dict[int, dict]:
     expected = {}
     for row in table:
         team_id = row["team"]["id"]
-        mine = sorted((p for p in players if p["team"]["id"] == team_id),
-                      key=lambda p: (-p["goals"], p["playedMatches"], p["player"]["name"], p["player"]["id"]))
+        mine = sorted(
+            (p for p in players if p["team"]["id"] == team_id),
+            key=lambda p: (-p["goals"], p["playedMatches"], p["player"]["name"], p["player"]["id"]),
+        )
         top = mine[0] if mine else None
         expected[team_id] = {
-            "position": row["position"], "points": row["points"], "goals_for": row["goalsFor"],
+            "position": row["position"],
+            "points": row["points"],
+            "goals_for": row["goalsFor"],
             "goals_per_game": row["goalsFor"] / row["playedGames"],
-            "top_scorer_name": top and top["player"]["name"], "top_scorer_goals": top and top["goals"],
+            "top_scorer_name": top and top["player"]["name"],
+            "top_scorer_goals": top and top["goals"],
             "top_scorer_goal_share": top and top["goals"] / row["goalsFor"],
         }
     return expected
@@ -55,38 +61,80 @@ def test_sample_flow_builds_marts_that_match_the_sample_json_and_keeps_history(p
 
     # dbt-duckdb keeps this process's database instance open read-write; a read_only connect would clash.
     with duckdb.connect(str(home / "warehouse.duckdb")) as con:
-        assert con.execute("select count(*), count(distinct file_name) from raw.football_standings").fetchone() == (2, 2)
-        history = con.execute("select competition_code, count(distinct snapshot_id) from football.fct_football_standings_history "
-                              "group by 1 order by 1").fetchall()
+        assert con.execute("select count(*), count(distinct file_name) from raw.football_standings").fetchone() == (
+            2,
+            2,
+        )
+        history = con.execute(
+            "select competition_code, count(distinct snapshot_id) from football.fct_football_standings_history "
+            "group by 1 order by 1"
+        ).fetchall()
         assert history == [("BL1", 1), ("PL", 1)]
-        current_snapshots = con.execute("select distinct snapshot_id from football.fct_football_standings_current "
-                                        "order by 1").fetchall()
+        current_snapshots = con.execute(
+            "select distinct snapshot_id from football.fct_football_standings_current order by 1"
+        ).fetchall()
         assert [r[0] for r in current_snapshots] == sorted(k for k in first["snapshots"] if "/standings/" in k)
         for code in COMPETITIONS:
             expected = _expected_teams(lake, code)
             rows = con.execute(
                 "select team_id, position, points, goals_for, goals_per_game, top_scorer_name, top_scorer_goals, "
                 "top_scorer_goal_share from football.fct_football_team_top_scorers where competition_code = ?",
-                [code]).fetchall()
+                [code],
+            ).fetchall()
             assert len(rows) == len(expected)
             for team_id, position, points, goals_for, per_game, name, goals, share in rows:
                 want = expected[team_id]
                 assert (position, points, goals_for, name, goals) == (
-                    want["position"], want["points"], want["goals_for"], want["top_scorer_name"], want["top_scorer_goals"])
+                    want["position"],
+                    want["points"],
+                    want["goals_for"],
+                    want["top_scorer_name"],
+                    want["top_scorer_goals"],
+                )
                 assert per_game == pytest.approx(want["goals_per_game"])
-                assert share == pytest.approx(want["top_scorer_goal_share"]) if want["top_scorer_goals"] else share is None
-            top = con.execute("select player_name, goals from football.fct_football_top_scorers_current "
-                              "where competition_code = ? and scorer_rank = 1", [code]).fetchall()
+                assert (
+                    share == pytest.approx(want["top_scorer_goal_share"]) if want["top_scorer_goals"] else share is None
+                )
+            top = con.execute(
+                "select player_name, goals from football.fct_football_top_scorers_current "
+                "where competition_code = ? and scorer_rank = 1",
+                [code],
+            ).fetchall()
             best = max(p["goals"] for p in _latest(lake, "scorers", code)["scorers"])
             assert {g for _, g in top} == {best}
+
+
+def test_sample_flow_shows_each_dbt_node_as_a_completed_task_run_of_the_flow_run(prefect_server, tmp_path):
+    home = tmp_path / "home"
+    state = football(competitions=["PL"], sample=True, home=str(home), return_state=True)
+    assert state.is_completed(), state.message
+
+    target = home / "dbt" / "football-dev" / "target"  # dbt's own record of what it ran
+    manifest = json.loads((target / "manifest.json").read_text())
+    nodes = manifest["nodes"] | manifest.get("unit_tests", {})
+    expected = sorted(
+        f"{nodes[r['unique_id']]['resource_type']} {nodes[r['unique_id']]['name']}"
+        for r in json.loads((target / "run_results.json").read_text())["results"]
+    )
+    runs = settled_task_runs(state.state_details.flow_run_id, at_least=len(expected))
+    node_runs = [r for r in runs if r.name.split(" ", 1)[0] in {"model", "test", "unit_test", "seed", "snapshot"}]
+    assert len(expected) > 10 and sorted(r.name for r in node_runs) == expected
+    assert {r.state_name for r in node_runs} == {"Completed"}
+    # run_dbt is called from the flow body here, not from a task: nothing to nest under
+    assert not any(r.task_inputs.get("__parents__") for r in node_runs)
 
 
 def test_three_competitions_on_a_ten_per_minute_budget_never_see_a_429(prefect_server, tmp_path, monkeypatch):
     monkeypatch.setenv("FOOTBALL_DATA_TOKEN", SAMPLE_TOKEN)
     with SampleServer(per_minute=10, window_s=3.0) as server:
         server.spend(7)  # a run earlier in the same minute: only three calls left for six requests
-        result = football(competitions=["PL", "BL1", "SA"], football_base_url=server.url, token_block="",
-                          home=str(tmp_path / "home"), run_dbt_build=False)
+        result = football(
+            competitions=["PL", "BL1", "SA"],
+            football_base_url=server.url,
+            token_block="",
+            home=str(tmp_path / "home"),
+            run_dbt_build=False,
+        )
     assert len(result["snapshots"]) == 6
     assert server.throttled == 0
     assert [status for _, status in server.log] == [200] * 6
@@ -94,9 +142,8 @@ def test_three_competitions_on_a_ten_per_minute_budget_never_see_a_429(prefect_s
 
 def test_flow_without_a_token_fails_before_any_request(prefect_server, tmp_path, monkeypatch):
     monkeypatch.delenv("FOOTBALL_DATA_TOKEN", raising=False)
-    with SampleServer() as server:
-        with pytest.raises(MissingTokenError, match="football-data-token"):
-            football(football_base_url=server.url, token_block="football-data-token", home=str(tmp_path / "home"))
+    with SampleServer() as server, pytest.raises(MissingTokenError, match="football-data-token"):
+        football(football_base_url=server.url, token_block="football-data-token", home=str(tmp_path / "home"))
     assert server.log == []
 
 
@@ -121,7 +168,7 @@ TABLE_AT = """
 
 
 def _utc_now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    return datetime.now(UTC).replace(tzinfo=None)
 
 
 def _tick_artifacts(flow_run_id) -> dict[str, str]:
@@ -129,12 +176,15 @@ def _tick_artifacts(flow_run_id) -> dict[str, str]:
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
     with get_client(sync_client=True) as client:
-        artifacts = client.read_artifacts(artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
     return {a.key: a.data if isinstance(a.data, str) else json.dumps(a.data) for a in artifacts}
 
 
 def test_an_unchanged_tick_lands_loads_and_builds_nothing_and_a_played_matchday_adds_one_snapshot(
-        prefect_server, tmp_path, monkeypatch):
+    prefect_server, tmp_path, monkeypatch
+):
     monkeypatch.setenv("FOOTBALL_DATA_TOKEN", SAMPLE_TOKEN)
     home = tmp_path / "home"
     warehouse = home / "warehouse.duckdb"
@@ -158,7 +208,10 @@ def test_an_unchanged_tick_lands_loads_and_builds_nothing_and_a_played_matchday_
         assert (second["snapshots"], second["loaded"], second["dbt"]) == ([], None, None)
         assert second["unchanged"] == ["PL standings 2024 (not_modified)", "PL scorers 2024 (not_modified)"]
         assert sorted((home / "lake").rglob("*Z.json")) == files
-        assert (warehouse.stat().st_mtime_ns, warehouse.stat().st_size) == (warehouse_stat.st_mtime_ns, warehouse_stat.st_size)
+        assert (warehouse.stat().st_mtime_ns, warehouse.stat().st_size) == (
+            warehouse_stat.st_mtime_ns,
+            warehouse_stat.st_size,
+        )
         assert unchanged_s < changed_s / 3, (unchanged_s, changed_s)
         artifacts = _tick_artifacts(state.state_details.flow_run_id)
         assert "Nothing changed" in artifacts["football-tick"] and "not_modified" in artifacts["football-snapshots"]
@@ -170,19 +223,24 @@ def test_an_unchanged_tick_lands_loads_and_builds_nothing_and_a_played_matchday_
     assert len(third["snapshots"]) == 2 and [k.split("/")[2] for k in third["snapshots"]] == ["standings", "scorers"]
 
     with duckdb.connect(str(warehouse)) as con:
-        counts = con.execute("select count(distinct snapshot_id), count(*) from football.fct_football_standings_history "
-                             "where competition_code = 'PL'").fetchone()
+        counts = con.execute(
+            "select count(distinct snapshot_id), count(*) from football.fct_football_standings_history "
+            "where competition_code = 'PL'"
+        ).fetchone()
         assert counts == (2, 2 * 3 * 20)  # two distinct tables x (TOTAL, HOME, AWAY) x 20 teams, not one per tick
         assert con.execute(TABLE_AT, ["PL", before_first, before_first]).fetchall() == []
         assert con.execute(TABLE_AT, ["PL", between, between]).fetchall() == _expected_table(1)
         assert con.execute(TABLE_AT, ["PL", after_third, after_third]).fetchall() == _expected_table(2)
-        confirmed = con.execute("select matchday, confirmations, last_confirmed_at > valid_from from football.fct_football_snapshots "
-                                "where endpoint = 'standings' order by valid_from").fetchall()
+        confirmed = con.execute(
+            "select matchday, confirmations, last_confirmed_at > valid_from from football.fct_football_snapshots "
+            "where endpoint = 'standings' order by valid_from"
+        ).fetchall()
         assert confirmed == [(1, 1, True), (2, 0, False)]  # the unchanged tick confirmed matchday 1 once
 
 
 def test_prod_ticks_on_fakesnow_connect_to_snowflake_only_when_a_snapshot_changed(
-        prefect_server, fakesnow_server, snowflake_env, tmp_path, monkeypatch):
+    prefect_server, fakesnow_server, snowflake_env, tmp_path, monkeypatch
+):
     import fakesnow.server as fakesnow_api
     from dbt.cli.main import dbtRunner
     from prefect_snowflake import SnowflakeConnector, SnowflakeCredentials
@@ -191,16 +249,26 @@ def test_prod_ticks_on_fakesnow_connect_to_snowflake_only_when_a_snapshot_change
     from tasks.football.snowflake import snowflake_dbt_env
 
     connector = fakesnow_connector(fakesnow_server, "INSIGHTFLOW")
-    block = SnowflakeConnector(credentials=SnowflakeCredentials(account="fakesnow", user="fake", password="snow"),
-                               database="INSIGHTFLOW", warehouse="FAKE_WH", schema="RAW")
+    block = SnowflakeConnector(
+        credentials=SnowflakeCredentials(account="fakesnow", user="fake", password="snow"),
+        database="INSIGHTFLOW",
+        warehouse="FAKE_WH",
+        schema="RAW",
+    )
     block.save("football-test-snowflake", overwrite=True)
     monkeypatch.setenv("FOOTBALL_DATA_TOKEN", SAMPLE_TOKEN)
     home = tmp_path / "home"
     with SampleServer(per_minute=1000) as server:
         server.play(1)
         # fakesnow reads file:// stages only, so the prod warehouse is fed from a local lake here.
-        kwargs = dict(competitions=["PL"], football_base_url=server.url, token_block="", target="prod",
-                      lake_target="dev", home=str(home))
+        kwargs = dict(
+            competitions=["PL"],
+            football_base_url=server.url,
+            token_block="",
+            target="prod",
+            lake_target="dev",
+            home=str(home),
+        )
         first = football(**kwargs, snowflake_block="football-test-snowflake")  # full build: no incremental pass yet
         assert first["loaded"] == {"LOADED": 2}
 
@@ -225,9 +293,13 @@ def test_prod_ticks_on_fakesnow_connect_to_snowflake_only_when_a_snapshot_change
         return rows
 
     assert fetch("select count(*) from RAW.FOOTBALL_STANDINGS") == [(2,)]  # one row per distinct snapshot
-    assert fetch("select count(distinct snapshot_id), count(*) from FOOTBALL.FCT_FOOTBALL_STANDINGS_HISTORY") == [(2, 120)]
-    snapshots = fetch("select matchday, valid_to is null from FOOTBALL.FCT_FOOTBALL_SNAPSHOTS "
-                      "where endpoint = 'standings' order by valid_from")
+    assert fetch("select count(distinct snapshot_id), count(*) from FOOTBALL.FCT_FOOTBALL_STANDINGS_HISTORY") == [
+        (2, 120)
+    ]
+    snapshots = fetch(
+        "select matchday, valid_to is null from FOOTBALL.FCT_FOOTBALL_SNAPSHOTS "
+        "where endpoint = 'standings' order by valid_from"
+    )
     assert [tuple(r) for r in snapshots] == [(1, False), (2, True)]
     teams = fetch("select team_id, position from FOOTBALL.FCT_FOOTBALL_TEAM_TOP_SCORERS order by position")
     assert [tuple(t) for t in teams] == [(team, position) for position, team, _ in _expected_table(2)]
@@ -242,9 +314,23 @@ def test_prod_ticks_on_fakesnow_connect_to_snowflake_only_when_a_snapshot_change
     for key, value in snowflake_dbt_env(block).items():
         monkeypatch.setenv(key, value)
     project = DBT_DIR / "football"
-    result = dbtRunner().invoke(["compile", "--target", "prod", "--project-dir", str(project), "--profiles-dir",
-                                 str(project), "--target-path", str(tmp_path / "incremental"), "--log-path",
-                                 str(tmp_path / "logs"), "--select", "stg_football__standings"])
+    result = dbtRunner().invoke(
+        [
+            "compile",
+            "--target",
+            "prod",
+            "--project-dir",
+            str(project),
+            "--profiles-dir",
+            str(project),
+            "--target-path",
+            str(tmp_path / "incremental"),
+            "--log-path",
+            str(tmp_path / "logs"),
+            "--select",
+            "stg_football__standings",
+        ]
+    )
     assert result.success, result.exception
     sql = next((tmp_path / "incremental").rglob("stg_football__standings.sql")).read_text()
     assert "where loaded_at > cast('" in sql  # the filter sits on the raw table, before the flattening

@@ -25,8 +25,15 @@ def _land_sample(lake, codes=("PL", "BL1"), at: datetime = START) -> list[str]:
     keys = []
     for i, code in enumerate(codes):
         for endpoint, body in (("standings", standings(code)), ("scorers", scorers(code, limit=100))):
-            fetched = Fetched(code, endpoint, None, "http://sample", json.dumps(body).encode(), "application/json",
-                              at + timedelta(seconds=i))
+            fetched = Fetched(
+                code,
+                endpoint,
+                None,
+                "http://sample",
+                json.dumps(body).encode(),
+                "application/json",
+                at + timedelta(seconds=i),
+            )
             keys.append(land(lake, fetched))
     return keys
 
@@ -39,8 +46,10 @@ def test_duckdb_load_takes_each_lake_file_exactly_once_across_reruns(tmp_path):
     _land_sample(lake, codes=("PL",), at=START + timedelta(hours=1))
     assert load_duckdb(lake, warehouse) == {"standings": 1, "scorers": 1}
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        rows = con.execute("select competition_code, season_year, fetched_at, document->>'$.competition.code' "
-                           "from raw.football_standings order by fetched_at").fetchall()
+        rows = con.execute(
+            "select competition_code, season_year, fetched_at, document->>'$.competition.code' "
+            "from raw.football_standings order by fetched_at"
+        ).fetchall()
     assert rows[0] == ("PL", 2024, datetime(2025, 3, 1, 12, 0), "PL")
     assert [r[0] for r in rows] == ["PL", "BL1", "PL"]
 
@@ -63,9 +72,17 @@ class CountingLake(LocalLake):
 
 
 def _snapshot_row(key: str, endpoint: str, matchday: int, confirmed: str = "2025-03-01T13:00:00+00:00") -> dict:
-    return {"endpoint": endpoint, "competition_code": "PL", "season_year": 2024, "file_name": key,
-            "content_sha256": f"sha-{matchday}", "matchday": matchday, "first_seen_at": "2025-03-01T12:00:00+00:00",
-            "last_confirmed_at": confirmed, "confirmations": 3}
+    return {
+        "endpoint": endpoint,
+        "competition_code": "PL",
+        "season_year": 2024,
+        "file_name": key,
+        "content_sha256": f"sha-{matchday}",
+        "matchday": matchday,
+        "first_seen_at": "2025-03-01T12:00:00+00:00",
+        "last_confirmed_at": confirmed,
+        "confirmations": 3,
+    }
 
 
 def test_duckdb_load_of_named_keys_reads_only_those_files_and_replaces_the_season_ledger(tmp_path):
@@ -80,7 +97,10 @@ def test_duckdb_load_of_named_keys_reads_only_those_files_and_replaces_the_seaso
     assert sorted(lake.reads) == sorted(new) and lake.listed == []  # no scan of the history
     rows[1]["last_confirmed_at"] = "2025-03-01T15:00:00+00:00"
     assert load_duckdb(lake, warehouse, keys={"standings": [new[0]]}, snapshots=rows[1:]) == {
-        "standings": 0, "scorers": 0, "snapshots": 1}
+        "standings": 0,
+        "scorers": 0,
+        "snapshots": 1,
+    }
     with duckdb.connect(str(warehouse), read_only=True) as con:
         ledger = con.execute("select file_name, matchday, last_confirmed_at from raw.football_snapshots").fetchall()
     # The second load replaced the whole (endpoint, competition, season): the season's ledger, not a merge.
@@ -89,14 +109,21 @@ def test_duckdb_load_of_named_keys_reads_only_those_files_and_replaces_the_seaso
 
 def test_snowflake_ddl_and_copy_parse_in_the_snowflake_dialect():
     layout = SnowflakeLayout()
-    statements = [*snowflake_ddl(layout, "s3://lake/raw/football/", "INSIGHTFLOW_S3"), copy_sql(layout, "standings", ["PL", "BL1"], [2024])]
+    statements = [
+        *snowflake_ddl(layout, "s3://lake/raw/football/", "INSIGHTFLOW_S3"),
+        copy_sql(layout, "standings", ["PL", "BL1"], [2024]),
+    ]
     for statement in statements:
         sqlglot.parse_one(statement, read="snowflake")
     assert "storage_integration = INSIGHTFLOW_S3" in statements[-2]
     assert "pattern = '.*competition=(BL1|PL)/season=(2024)/" in statements[-1]
-    files = copy_files_sql(layout, "scorers", ["raw/football/scorers/competition=PL/season=2024/20250301T120000.000000Z.json"])
+    files = copy_files_sql(
+        layout, "scorers", ["raw/football/scorers/competition=PL/season=2024/20250301T120000.000000Z.json"]
+    )
     sqlglot.parse_one(files, read="snowflake")
-    assert "from @RAW.FOOTBALL_LAKE/scorers/) files = ('competition=PL/season=2024/20250301T120000.000000Z.json')" in files
+    assert (
+        "from @RAW.FOOTBALL_LAKE/scorers/) files = ('competition=PL/season=2024/20250301T120000.000000Z.json')" in files
+    )
 
 
 def test_snowflake_copy_into_from_a_file_stage_is_idempotent_on_fakesnow(fakesnow_server, tmp_path):
@@ -112,12 +139,14 @@ def test_snowflake_copy_into_from_a_file_stage_is_idempotent_on_fakesnow(fakesno
 
     first = load_snowflake(connector, layout, url, None, ["PL", "BL1"], [2024])
     assert sorted((r["endpoint"], r["status"], r["rows_loaded"]) for r in first) == (
-        [("scorers", "LOADED", 1)] * 2 + [("standings", "LOADED", 1)] * 2)
+        [("scorers", "LOADED", 1)] * 2 + [("standings", "LOADED", 1)] * 2
+    )
     second = load_snowflake(connector, layout, url, None, ["PL", "BL1"], [2024])
     assert {r["status"] for r in second} == {"LOAD_SKIPPED"}
 
-    rows = connector.fetch_all("select file_name, document:competition.code::varchar, loaded_at "
-                               "from RAW.FOOTBALL_STANDINGS order by file_name")
+    rows = connector.fetch_all(
+        "select file_name, document:competition.code::varchar, loaded_at from RAW.FOOTBALL_STANDINGS order by file_name"
+    )
     connector.reset_cursors()
     assert [(r[0].split("/")[1], r[1]) for r in rows] == [("competition=BL1", "BL1"), ("competition=PL", "PL")]
     assert all(r[0].startswith("standings/competition=") and r[2] is not None for r in rows)
@@ -125,7 +154,7 @@ def test_snowflake_copy_into_from_a_file_stage_is_idempotent_on_fakesnow(fakesno
     # A tick names its new files: only those are copied, and the season's ledger rows are replaced.
     new = _land_sample(lake, codes=("PL",), at=START + timedelta(hours=2))
     for key in new:
-        target = copy / key[len("raw/football/"):]
+        target = copy / key[len("raw/football/") :]
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(lake.read(key))
     ledger = [_snapshot_row(new[0], "standings", 2)]
@@ -133,7 +162,7 @@ def test_snowflake_copy_into_from_a_file_stage_is_idempotent_on_fakesnow(fakesno
     assert [(r["endpoint"], r["status"]) for r in third] == [("standings", "LOADED")]
     snapshots = connector.fetch_all("select file_name, matchday, last_confirmed_at from RAW.FOOTBALL_SNAPSHOTS")
     connector.reset_cursors()
-    assert [tuple(r) for r in snapshots] == [(new[0][len("raw/football/"):], 2, datetime(2025, 3, 1, 13, 0))]
+    assert [tuple(r) for r in snapshots] == [(new[0][len("raw/football/") :], 2, datetime(2025, 3, 1, 13, 0))]
     connector.close()
 
 
@@ -144,12 +173,19 @@ def test_stage_url_of_an_s3_lake_is_the_raw_football_prefix(moto_endpoint, monke
 
     from tasks.core.lake.s3 import S3Lake
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket="football-lake")
-    credentials = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
-                                 aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint))
+    credentials = AwsCredentials(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+        aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint),
+    )
     lake = S3Lake(S3Bucket(bucket_name="football-lake", bucket_folder="prod", credentials=credentials))
     keys = _land_sample(lake, codes=("PL",))
     assert lake.list("raw/football/") == sorted(keys)

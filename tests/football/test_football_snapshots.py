@@ -103,7 +103,8 @@ def test_a_new_etag_with_the_same_content_is_recorded_as_unchanged(tmp_path):
 
 
 def test_a_played_matchday_lands_exactly_one_snapshot_per_endpoint_and_closes_the_previous(
-        tmp_path, season_server, session):
+    tmp_path, season_server, session
+):
     lake = LocalLake(tmp_path)
     first = _tick(lake, season_server, session)
     confirming = _tick(lake, season_server, session)
@@ -164,22 +165,38 @@ def test_manifests_and_ledgers_live_in_an_s3_lake_too(moto_endpoint, monkeypatch
 
     from tasks.core.lake.s3 import S3Lake
 
-    for key, value in {"AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
-                       "AWS_DEFAULT_REGION": "us-east-1"}.items():
+    for key, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }.items():
         monkeypatch.setenv(key, value)
     boto3.client("s3", endpoint_url=moto_endpoint, region_name="us-east-1").create_bucket(Bucket="football-manifests")
-    credentials = AwsCredentials(aws_access_key_id="testing", aws_secret_access_key="testing", region_name="us-east-1",
-                                 aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint))
+    credentials = AwsCredentials(
+        aws_access_key_id="testing",
+        aws_secret_access_key="testing",
+        region_name="us-east-1",
+        aws_client_parameters=AwsClientParameters(endpoint_url=moto_endpoint),
+    )
     lake = S3Lake(S3Bucket(bucket_name="football-manifests", bucket_folder="prod", credentials=credentials))
     first = _tick(lake, season_server, session)
     second = _tick(lake, season_server, session)
     assert [o.status for o in second] == ["not_modified", "not_modified"]
-    assert sorted(lake.list("raw/football/standings/")) == sorted([
-        manifest_key("PL", "standings"), ledger_key("PL", "standings", "2024"), first[0].key])
+    assert sorted(lake.list("raw/football/standings/")) == sorted(
+        [manifest_key("PL", "standings"), ledger_key("PL", "standings", "2024"), first[0].key]
+    )
 
 
 def test_a_304_for_a_request_the_lake_never_landed_fails_naming_competition_and_endpoint(tmp_path):
-    fetched = Fetched("PL", "standings", None, "http://x/v4/competitions/PL/standings", b"", "application/json",
-                      datetime(2025, 3, 1, tzinfo=UTC) + timedelta(seconds=1), status=304)
+    fetched = Fetched(
+        "PL",
+        "standings",
+        None,
+        "http://x/v4/competitions/PL/standings",
+        b"",
+        "application/json",
+        datetime(2025, 3, 1, tzinfo=UTC) + timedelta(seconds=1),
+        status=304,
+    )
     with pytest.raises(Exception, match="competition PL, endpoint standings: HTTP 304"):
         record(LocalLake(tmp_path), fetched)

@@ -34,8 +34,14 @@ def main() -> None:
         if pid == 0:
             code = 0
             try:
-                land(LocalLake(lake_dir), IOWRT_3D, table, Fetched(dataset=IOWRT_3D.name, url=table_path, status="new",
-                                                                  content=b"", sha256=Path(table_path).stem))
+                land(
+                    LocalLake(lake_dir),
+                    IOWRT_3D,
+                    table,
+                    Fetched(
+                        dataset=IOWRT_3D.name, url=table_path, status="new", content=b"", sha256=Path(table_path).stem
+                    ),
+                )
             except BaseException:
                 import traceback
 

@@ -21,8 +21,11 @@ CANARIES = {
 
 def lake_snapshot(lake: Path) -> dict[str, tuple[int, int]]:
     """relative path → (mtime_ns, size) for every file under the lake."""
-    return {p.relative_to(lake).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
-            for p in sorted(lake.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(lake).as_posix(): (p.stat().st_mtime_ns, p.stat().st_size)
+        for p in sorted(lake.rglob("*"))
+        if p.is_file()
+    }
 
 
 def warehouse_checksums(path: Path) -> dict[str, tuple[int, str]]:
@@ -31,14 +34,19 @@ def warehouse_checksums(path: Path) -> dict[str, tuple[int, str]]:
 
     con = duckdb.connect(str(path), read_only=True)
     try:
-        tables = [r[0] for r in con.execute(
-            "select table_name from information_schema.tables "
-            "where table_schema = 'main' and table_type = 'BASE TABLE' order by 1").fetchall()]
+        tables = [
+            r[0]
+            for r in con.execute(
+                "select table_name from information_schema.tables "
+                "where table_schema = 'main' and table_type = 'BASE TABLE' order by 1"
+            ).fetchall()
+        ]
         out = {}
         for name in tables:
             rows, digest = con.execute(
                 f"select count(*), md5(coalesce(string_agg(cast(t as varchar), '|' order by cast(t as varchar)), '')) "
-                f'from "{name}" as t').fetchall()[0]
+                f'from "{name}" as t'
+            ).fetchall()[0]
             out[name] = (rows, digest)
         return out
     finally:
@@ -72,5 +80,10 @@ def cold_home(prefect_server, canary_env, tmp_path_factory):
     home = tmp_path_factory.mktemp("cold-home")
     state = insightflow(sample=True, home=str(home), return_state=True)
     assert state.is_completed(), state.message
-    return {"home": home, "flow_run_id": state.state_details.flow_run_id, "summary": state.result(),
-            "lake": lake_snapshot(home / "lake"), "warehouse": warehouse_checksums(home / "warehouse.duckdb")}
+    return {
+        "home": home,
+        "flow_run_id": state.state_details.flow_run_id,
+        "summary": state.result(),
+        "lake": lake_snapshot(home / "lake"),
+        "warehouse": warehouse_checksums(home / "warehouse.duckdb"),
+    }

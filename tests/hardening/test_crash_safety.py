@@ -46,8 +46,11 @@ def _versions() -> tuple[pa.Table, pa.Table]:
     first, last = pc.min(dates).as_py(), pc.max(dates).as_py()
     new = new.filter(pc.not_equal(new["ymd_date"], pa.scalar(first, pa.date32())))
     extra = new.filter(pc.equal(new["ymd_date"], pa.scalar(last, pa.date32())))
-    extra = extra.set_column(extra.column_names.index("ymd_date"), "ymd_date",
-                             pa.array([last.replace(year=last.year + 1)] * extra.num_rows, pa.date32()))
+    extra = extra.set_column(
+        extra.column_names.index("ymd_date"),
+        "ymd_date",
+        pa.array([last.replace(year=last.year + 1)] * extra.num_rows, pa.date32()),
+    )
     return old, pa.concat_tables([new, extra])
 
 
@@ -62,7 +65,8 @@ def _warehouse_numbers(lake_dir: Path) -> tuple:
     try:
         return con.execute(
             f"select count(*), round(sum(sales), 4), count(distinct ymd_date) "
-            f"from read_parquet('{lake_dir}/raw/iowrt_3d/*/*/*.parquet')").fetchall()[0]
+            f"from read_parquet('{lake_dir}/raw/iowrt_3d/*/*/*.parquet')"
+        ).fetchall()[0]
     finally:
         con.close()
 
@@ -70,9 +74,14 @@ def _warehouse_numbers(lake_dir: Path) -> tuple:
 class Worker:
     def __init__(self, log: Path):
         self.stderr = open(log, "wb")
-        self.proc = subprocess.Popen([sys.executable, str(Path(__file__).with_name("_land_worker.py"))],
-                                     stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=self.stderr, text=True,
-                                     cwd=REPO_ROOT)
+        self.proc = subprocess.Popen(
+            [sys.executable, str(Path(__file__).with_name("_land_worker.py"))],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=self.stderr,
+            text=True,
+            cwd=REPO_ROOT,
+        )
         assert self._line() == "ready"
 
     def _line(self) -> str:
@@ -107,16 +116,30 @@ def versions(tmp_path_factory):
     # The worker lands exactly the table it reads back; check that round trip keeps the encoding.
     assert _encodings(pq.read_table(base / "new.parquet")) == _encodings(new)
     pristine = base / "pristine"
-    land(LocalLake(pristine), IOWRT_3D, old, Fetched(dataset="iowrt_3d", url="old", status="new", content=b"",
-                                                      sha256="old"))
+    land(
+        LocalLake(pristine),
+        IOWRT_3D,
+        old,
+        Fetched(dataset="iowrt_3d", url="old", status="new", content=b"", sha256="old"),
+    )
     reference = base / "reference"
     shutil.copytree(pristine, reference)
-    land(LocalLake(reference), IOWRT_3D, new, Fetched(dataset="iowrt_3d", url="new", status="new", content=b"",
-                                                       sha256="new"))
-    return {"base": base, "old": _encodings(old), "new": _encodings(new), "pristine": pristine,
-            "new_path": base / "new.parquet", "expected": _warehouse_numbers(reference),
-            "old_manifest": json.loads((pristine / manifest_key("iowrt_3d")).read_text()),
-            "new_manifest_parts": json.loads((reference / manifest_key("iowrt_3d")).read_text())["partitions"]}
+    land(
+        LocalLake(reference),
+        IOWRT_3D,
+        new,
+        Fetched(dataset="iowrt_3d", url="new", status="new", content=b"", sha256="new"),
+    )
+    return {
+        "base": base,
+        "old": _encodings(old),
+        "new": _encodings(new),
+        "pristine": pristine,
+        "new_path": base / "new.parquet",
+        "expected": _warehouse_numbers(reference),
+        "old_manifest": json.loads((pristine / manifest_key("iowrt_3d")).read_text()),
+        "new_manifest_parts": json.loads((reference / manifest_key("iowrt_3d")).read_text())["partitions"],
+    }
 
 
 def _check_lake(lake_dir: Path, v: dict) -> str:
@@ -169,8 +192,12 @@ def test_land_killed_at_random_points_leaves_only_old_or_new_partitions(versions
             # Recovery: what the next flow run does (sweep write-aside files, land again).
             lake = LocalLake(lake_dir)
             lake.sweep_temporary("raw")
-            land(lake, IOWRT_3D, pq.read_table(versions["new_path"]),
-                 Fetched(dataset="iowrt_3d", url="new", status="new", content=b"", sha256="new"))
+            land(
+                lake,
+                IOWRT_3D,
+                pq.read_table(versions["new_path"]),
+                Fetched(dataset="iowrt_3d", url="new", status="new", content=b"", sha256="new"),
+            )
             assert not list(lake_dir.rglob(".tmp-*"))
             assert _check_lake(lake_dir, versions) == "new"
             assert _warehouse_numbers(lake_dir) == versions["expected"], f"kill {i}: numbers differ after re-run"

@@ -66,8 +66,13 @@ def test_canary_secrets_never_reach_logs_artifacts_or_the_lake(cold_home, tmp_pa
     from flows.insightflow import insightflow
 
     failing_home = tmp_path / "failing"
-    state = insightflow(sample=True, home=str(failing_home), sample_faults={"iowrt": "html", "fuelprice": "5xx"},
-                        run_dbt=False, return_state=True)
+    state = insightflow(
+        sample=True,
+        home=str(failing_home),
+        sample_faults={"iowrt": "html", "fuelprice": "5xx"},
+        run_dbt=False,
+        return_state=True,
+    )
     assert state.is_failed()
     assert list((failing_home / "lake" / "quarantine" / "iowrt").iterdir()), "the rejected payload was kept"
     flush_api_logs()
@@ -85,9 +90,11 @@ def test_canary_secrets_never_reach_logs_artifacts_or_the_lake(cold_home, tmp_pa
     assert _file_leaks(failing_home) == []
 
 
-@pytest.mark.skipif(not (REPO_ROOT / "flows" / "football.py").exists(),
-                    reason="flows/football.py is not in this checkout yet (a colleague is writing it); "
-                           "its secrets check runs once football(sample=True) exists")
+@pytest.mark.skipif(
+    not (REPO_ROOT / "flows" / "football.py").exists(),
+    reason="flows/football.py is not in this checkout yet (a colleague is writing it); "
+    "its secrets check runs once football(sample=True) exists",
+)
 def test_football_flow_never_logs_the_api_token(canary_env, prefect_server, tmp_path):
     from prefect.client.orchestration import get_client
 

@@ -30,8 +30,13 @@ MONTHS = [dt.date(2023 + i // 12, i % 12 + 1, 1) for i in range(24)]  # Jan 2023
 GROUPS = ["471", "472", "473"]
 VOLUME_SA_FROM = dt.date(2024, 1, 1)  # older iowrt files lack the column, as in the real lake
 BUDI95_FROM = dt.date(2024, 10, 1)  # fuelprice gained columns late; only these files carry one
-MARTS = ["dim_date", "dim_msic_group", "fct_retail_sales_monthly", "fct_fuel_retail_correlation",
-         "fct_headline_vs_fuel_monthly"]
+MARTS = [
+    "dim_date",
+    "dim_msic_group",
+    "fct_retail_sales_monthly",
+    "fct_fuel_retail_correlation",
+    "fct_headline_vs_fuel_monthly",
+]
 
 
 def _write_partitioned(lake: Path, dataset: str, rows: list[dict], schema: pa.Schema) -> None:
@@ -50,16 +55,47 @@ def _write_partitioned(lake: Path, dataset: str, rows: list[dict], schema: pa.Sc
     (root / "_manifest.json").write_text(json.dumps({"dataset": dataset, "files": len(by_month)}))
 
 
-IOWRT_SCHEMA = pa.schema([("series", pa.string()), ("ymd_date", pa.date32()), ("sales", pa.float64()),
-                          ("volume", pa.float64()), ("volume_sa", pa.float64())])
-IOWRT_3D_SCHEMA = pa.schema([("series", pa.string()), ("ymd_date", pa.date32()), ("group_code", pa.string()),
-                             ("sales", pa.float64()), ("volume", pa.float64())])
-FUELPRICE_SCHEMA = pa.schema([("series_type", pa.string()), ("ymd_date", pa.date32()), ("ron95", pa.float64()),
-                              ("ron97", pa.float64()), ("diesel", pa.float64()), ("diesel_eastmsia", pa.float64()),
-                              ("ron95_budi95", pa.float64())])
-MSIC_SCHEMA = pa.schema([("digits", pa.int64()), ("section", pa.string()), ("division", pa.string()),
-                         ("group_code", pa.string()), ("class_code", pa.string()), ("item", pa.string()),
-                         ("desc_en", pa.string()), ("desc_bm", pa.string())])
+IOWRT_SCHEMA = pa.schema(
+    [
+        ("series", pa.string()),
+        ("ymd_date", pa.date32()),
+        ("sales", pa.float64()),
+        ("volume", pa.float64()),
+        ("volume_sa", pa.float64()),
+    ]
+)
+IOWRT_3D_SCHEMA = pa.schema(
+    [
+        ("series", pa.string()),
+        ("ymd_date", pa.date32()),
+        ("group_code", pa.string()),
+        ("sales", pa.float64()),
+        ("volume", pa.float64()),
+    ]
+)
+FUELPRICE_SCHEMA = pa.schema(
+    [
+        ("series_type", pa.string()),
+        ("ymd_date", pa.date32()),
+        ("ron95", pa.float64()),
+        ("ron97", pa.float64()),
+        ("diesel", pa.float64()),
+        ("diesel_eastmsia", pa.float64()),
+        ("ron95_budi95", pa.float64()),
+    ]
+)
+MSIC_SCHEMA = pa.schema(
+    [
+        ("digits", pa.int64()),
+        ("section", pa.string()),
+        ("division", pa.string()),
+        ("group_code", pa.string()),
+        ("class_code", pa.string()),
+        ("item", pa.string()),
+        ("desc_en", pa.string()),
+        ("desc_bm", pa.string()),
+    ]
+)
 
 
 def make_lake_rows(seed: int = 7) -> dict[str, list[dict]]:
@@ -72,53 +108,159 @@ def make_lake_rows(seed: int = 7) -> dict[str, list[dict]]:
         if month >= VOLUME_SA_FROM:
             row["volume_sa"] = round(126 + i * 0.35, 1)
         iowrt.append(row)
-        iowrt.append({"series": "growth_yoy", "ymd_date": month, "sales": round(rng.uniform(2, 8), 1),
-                      "volume": round(rng.uniform(1, 6), 1)})
-        iowrt.append({"series": "growth_mom", "ymd_date": month, "sales": round(rng.uniform(-3, 3), 1),
-                      "volume": round(rng.uniform(-3, 3), 1)})
+        iowrt.append(
+            {
+                "series": "growth_yoy",
+                "ymd_date": month,
+                "sales": round(rng.uniform(2, 8), 1),
+                "volume": round(rng.uniform(1, 6), 1),
+            }
+        )
+        iowrt.append(
+            {
+                "series": "growth_mom",
+                "ymd_date": month,
+                "sales": round(rng.uniform(-3, 3), 1),
+                "volume": round(rng.uniform(-3, 3), 1),
+            }
+        )
         for g, group in enumerate(GROUPS):
-            iowrt_3d.append({"series": "abs", "ymd_date": month, "group_code": group,
-                             "sales": round(5000 * (g + 1) + 40 * i + rng.uniform(-300, 300), 1),
-                             "volume": round(100 + 0.5 * i + rng.uniform(-5, 5), 1)})
+            iowrt_3d.append(
+                {
+                    "series": "abs",
+                    "ymd_date": month,
+                    "group_code": group,
+                    "sales": round(5000 * (g + 1) + 40 * i + rng.uniform(-300, 300), 1),
+                    "volume": round(100 + 0.5 * i + rng.uniform(-5, 5), 1),
+                }
+            )
             # growth rows must not leak into the fact
-            iowrt_3d.append({"series": "growth_mom", "ymd_date": month, "group_code": group,
-                             "sales": round(rng.uniform(-5, 5), 1), "volume": round(rng.uniform(-5, 5), 1)})
+            iowrt_3d.append(
+                {
+                    "series": "growth_mom",
+                    "ymd_date": month,
+                    "group_code": group,
+                    "sales": round(rng.uniform(-5, 5), 1),
+                    "volume": round(rng.uniform(-5, 5), 1),
+                }
+            )
         # Two or three announcements a month, symmetric about a 2-dp centre so the monthly mean is exact.
         ron97 = round(3.20 + 0.05 * rng.randint(0, 8), 2)
         diesel = round(2.10 + 0.05 * rng.randint(0, 6), 2)
         spread = [-0.02, 0.0, 0.02] if i % 3 == 0 else [-0.01, 0.01]
         for w, delta in enumerate(spread):
             day = month + dt.timedelta(days=2 + 7 * w)
-            level = {"series_type": "level", "ymd_date": day, "ron95": 2.05, "ron97": round(ron97 + delta, 2),
-                     "diesel": round(diesel + delta, 2),
-                     "diesel_eastmsia": round(diesel + delta, 2) if month < dt.date(2024, 6, 1) else 2.15}
-            change = {"series_type": "change_weekly", "ymd_date": day, "ron95": 0.0, "ron97": 0.01,
-                      "diesel": 0.01, "diesel_eastmsia": 0.0}
+            level = {
+                "series_type": "level",
+                "ymd_date": day,
+                "ron95": 2.05,
+                "ron97": round(ron97 + delta, 2),
+                "diesel": round(diesel + delta, 2),
+                "diesel_eastmsia": round(diesel + delta, 2) if month < dt.date(2024, 6, 1) else 2.15,
+            }
+            change = {
+                "series_type": "change_weekly",
+                "ymd_date": day,
+                "ron95": 0.0,
+                "ron97": 0.01,
+                "diesel": 0.01,
+                "diesel_eastmsia": 0.0,
+            }
             if month >= BUDI95_FROM:
                 level["ron95_budi95"] = 1.99
                 change["ron95_budi95"] = 0.0
             fuel.extend([level, change])
     msic = [
-        {"digits": 1, "section": "G", "division": "-", "group_code": "-", "class_code": "-", "item": "-",
-         "desc_en": "WHOLESALE AND RETAIL TRADE; REPAIR OF MOTOR VEHICLES AND MOTORCYCLES"},
-        {"digits": 1, "section": "C", "division": "-", "group_code": "-", "class_code": "-", "item": "-",
-         "desc_en": "MANUFACTURING"},
-        {"digits": 2, "section": "G", "division": "47", "group_code": "-", "class_code": "-", "item": "-",
-         "desc_en": "Retail trade, except of motor vehicles and motorcycles"},
-        {"digits": 2, "section": "C", "division": "10", "group_code": "-", "class_code": "-", "item": "-",
-         "desc_en": "Manufacture of food products"},
-        {"digits": 3, "section": "G", "division": "47", "group_code": "471", "class_code": "-", "item": "-",
-         "desc_en": "Retail sale in non-specialized stores"},
-        {"digits": 3, "section": "G", "division": "47", "group_code": "472", "class_code": "-", "item": "-",
-         "desc_en": "Retail sale of food, beverages and tobacco in specialized stores"},
-        {"digits": 3, "section": "G", "division": "47", "group_code": "473", "class_code": "-", "item": "-",
-         "desc_en": "Retail sale of automotive fuel in specialized stores"},
-        {"digits": 3, "section": "C", "division": "10", "group_code": "101", "class_code": "-", "item": "-",
-         "desc_en": "Processing and preserving of meat"},
-        {"digits": 4, "section": "G", "division": "47", "group_code": "471", "class_code": "4711", "item": "-",
-         "desc_en": "Retail sale in non-specialized stores with food predominating"},
-        {"digits": 5, "section": "G", "division": "47", "group_code": "471", "class_code": "4711",
-         "item": "47111", "desc_en": "Provision stores"},
+        {
+            "digits": 1,
+            "section": "G",
+            "division": "-",
+            "group_code": "-",
+            "class_code": "-",
+            "item": "-",
+            "desc_en": "WHOLESALE AND RETAIL TRADE; REPAIR OF MOTOR VEHICLES AND MOTORCYCLES",
+        },
+        {
+            "digits": 1,
+            "section": "C",
+            "division": "-",
+            "group_code": "-",
+            "class_code": "-",
+            "item": "-",
+            "desc_en": "MANUFACTURING",
+        },
+        {
+            "digits": 2,
+            "section": "G",
+            "division": "47",
+            "group_code": "-",
+            "class_code": "-",
+            "item": "-",
+            "desc_en": "Retail trade, except of motor vehicles and motorcycles",
+        },
+        {
+            "digits": 2,
+            "section": "C",
+            "division": "10",
+            "group_code": "-",
+            "class_code": "-",
+            "item": "-",
+            "desc_en": "Manufacture of food products",
+        },
+        {
+            "digits": 3,
+            "section": "G",
+            "division": "47",
+            "group_code": "471",
+            "class_code": "-",
+            "item": "-",
+            "desc_en": "Retail sale in non-specialized stores",
+        },
+        {
+            "digits": 3,
+            "section": "G",
+            "division": "47",
+            "group_code": "472",
+            "class_code": "-",
+            "item": "-",
+            "desc_en": "Retail sale of food, beverages and tobacco in specialized stores",
+        },
+        {
+            "digits": 3,
+            "section": "G",
+            "division": "47",
+            "group_code": "473",
+            "class_code": "-",
+            "item": "-",
+            "desc_en": "Retail sale of automotive fuel in specialized stores",
+        },
+        {
+            "digits": 3,
+            "section": "C",
+            "division": "10",
+            "group_code": "101",
+            "class_code": "-",
+            "item": "-",
+            "desc_en": "Processing and preserving of meat",
+        },
+        {
+            "digits": 4,
+            "section": "G",
+            "division": "47",
+            "group_code": "471",
+            "class_code": "4711",
+            "item": "-",
+            "desc_en": "Retail sale in non-specialized stores with food predominating",
+        },
+        {
+            "digits": 5,
+            "section": "G",
+            "division": "47",
+            "group_code": "471",
+            "class_code": "4711",
+            "item": "47111",
+            "desc_en": "Provision stores",
+        },
     ]
     return {"iowrt": iowrt, "iowrt_3d": iowrt_3d, "fuelprice": fuel, "msic": msic}
 
@@ -136,16 +278,32 @@ def write_lake(lake: Path, rows: dict[str, list[dict]]) -> Path:
 
 def run_dbt(args: list[str], *, lake: Path, warehouse: Path, work: Path) -> dbtRunnerResult:
     """Invoke dbt in-process on the dev (DuckDB) target with all artefacts under ``work``."""
-    env = {"INSIGHTFLOW_LAKE_DIR": str(lake), "INSIGHTFLOW_WAREHOUSE_PATH": str(warehouse),
-           "DBT_SEND_ANONYMOUS_USAGE_STATS": "false", "DO_NOT_TRACK": "1"}
+    env = {
+        "INSIGHTFLOW_LAKE_DIR": str(lake),
+        "INSIGHTFLOW_WAREHOUSE_PATH": str(warehouse),
+        "DBT_SEND_ANONYMOUS_USAGE_STATS": "false",
+        "DO_NOT_TRACK": "1",
+    }
     with pytest.MonkeyPatch.context() as mp:
         for key, value in env.items():
             mp.setenv(key, value)
         try:
-            return dbtRunner().invoke([
-                *args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target", "dev",
-                "--target-path", str(work / "target"), "--log-path", str(work / "logs"), "--quiet",
-            ])
+            return dbtRunner().invoke(
+                [
+                    *args,
+                    "--project-dir",
+                    str(DBT_DIR),
+                    "--profiles-dir",
+                    str(DBT_DIR),
+                    "--target",
+                    "dev",
+                    "--target-path",
+                    str(work / "target"),
+                    "--log-path",
+                    str(work / "logs"),
+                    "--quiet",
+                ]
+            )
         finally:
             _release_duckdb()
 
@@ -173,8 +331,10 @@ def fuel_monthly_means(fuel_rows: list[dict]) -> dict[dt.date, dict[str, float]]
     for r in fuel_rows:
         if r["series_type"] == "level":
             weekly[r["ymd_date"].replace(day=1)].append(r)
-    return {m: {k: round(statistics.fmean(w[k] for w in ws), 2) for k in ("ron95", "ron97", "diesel")}
-            | {"weeks": len(ws)} for m, ws in weekly.items()}
+    return {
+        m: {k: round(statistics.fmean(w[k] for w in ws), 2) for k in ("ron95", "ron97", "diesel")} | {"weeks": len(ws)}
+        for m, ws in weekly.items()
+    }
 
 
 def pct_change(current: float | None, previous: float | None) -> float | None:
@@ -202,18 +362,22 @@ def test_build_runs_every_model_unit_test_and_data_test(built):
     assert statuses["model"] == 15
     assert statuses["unit_test"] >= 3
     assert statuses["test"] >= 80
-    tables = query(built["warehouse"],
-                   "select table_name from information_schema.tables where table_type = 'BASE TABLE'")
+    tables = query(
+        built["warehouse"], "select table_name from information_schema.tables where table_type = 'BASE TABLE'"
+    )
     assert sorted(t for (t,) in tables) == sorted(MARTS)
 
 
 def test_fact_has_one_row_per_month_and_group_of_the_abs_series(built):
     abs_rows = [r for r in built["rows"]["iowrt_3d"] if r["series"] == "abs"]
     expected_keys = {(r["ymd_date"], r["group_code"]) for r in abs_rows}
-    (count, distinct_keys, sales), = query(built["warehouse"], """
+    ((count, distinct_keys, sales),) = query(
+        built["warehouse"],
+        """
         select count(*), count(distinct (month_start_date, msic_group_code)), sum(sales_myr_million)
         from main.fct_retail_sales_monthly
-    """)
+    """,
+    )
     assert count == distinct_keys == len(expected_keys) == 24 * len(GROUPS)
     assert sales == pytest.approx(sum(r["sales"] for r in abs_rows), abs=1e-6)
 
@@ -222,32 +386,44 @@ def test_fact_carries_the_hand_computed_monthly_fuel_average(built):
     means = fuel_monthly_means(built["rows"]["fuelprice"])
     month = dt.date(2024, 4, 1)  # three announcements that month (i % 3 == 0)
     assert means[month]["weeks"] == 3
-    rows = query(built["warehouse"], f"""
+    rows = query(
+        built["warehouse"],
+        f"""
         select distinct avg_ron95_myr_per_litre, avg_ron97_myr_per_litre, avg_diesel_myr_per_litre,
             avg_diesel_eastmsia_myr_per_litre, fuel_price_weeks
         from main.fct_retail_sales_monthly where month_start_date = date '{month}'
-    """)
+    """,
+    )
     assert rows == [(2.05, means[month]["ron97"], means[month]["diesel"], means[month]["diesel"], 3)]
     # diesel in East Malaysia splits from Peninsular diesel from June 2024
-    (east,), = query(built["warehouse"], """
+    ((east,),) = query(
+        built["warehouse"],
+        """
         select distinct avg_diesel_eastmsia_myr_per_litre from main.fct_retail_sales_monthly
         where month_start_date = date '2024-07-01'
-    """)
+    """,
+    )
     assert east == 2.15
 
 
 def test_fact_month_on_month_growth_matches_levels(built):
     sales = {(r["ymd_date"], r["group_code"]): r["sales"] for r in built["rows"]["iowrt_3d"] if r["series"] == "abs"}
     expected = pct_change(sales[(dt.date(2024, 3, 1), "472")], sales[(dt.date(2024, 2, 1), "472")])
-    (growth,), = query(built["warehouse"], """
+    ((growth,),) = query(
+        built["warehouse"],
+        """
         select sales_growth_mom_pct from main.fct_retail_sales_monthly
         where month_start_date = date '2024-03-01' and msic_group_code = '472'
-    """)
+    """,
+    )
     assert growth == pytest.approx(expected, rel=1e-9)
-    (first_month_growth,), = query(built["warehouse"], """
+    ((first_month_growth,),) = query(
+        built["warehouse"],
+        """
         select count(*) from main.fct_retail_sales_monthly
         where month_start_date = date '2023-01-01' and sales_growth_mom_pct is null
-    """)
+    """,
+    )
     assert first_month_growth == len(GROUPS)
 
 
@@ -258,15 +434,19 @@ def test_correlation_matches_statistics_correlation_for_one_group(built):
     pairs = []
     for month in MONTHS[1:]:
         previous = MONTHS[MONTHS.index(month) - 1]
-        pairs.append((pct_change(sales[month], sales[previous]),
-                      pct_change(means[month]["diesel"], means[previous]["diesel"])))
+        pairs.append(
+            (pct_change(sales[month], sales[previous]), pct_change(means[month]["diesel"], means[previous]["diesel"]))
+        )
     expected = statistics.correlation([p[0] for p in pairs], [p[1] for p in pairs])
 
-    (n, diesel_corr, ron95_corr, description), = query(built["warehouse"], """
+    ((n, diesel_corr, ron95_corr, description),) = query(
+        built["warehouse"],
+        """
         select months_compared, sales_growth_diesel_change_correlation, sales_growth_ron95_change_correlation,
             msic_group_description
         from main.fct_fuel_retail_correlation where msic_group_code = '471'
-    """)
+    """,
+    )
     assert n == len(pairs) == 23
     assert diesel_corr == pytest.approx(expected, abs=1e-4)
     assert ron95_corr is None  # RON95 never moved: no correlation rather than NaN
@@ -277,10 +457,13 @@ def test_correlation_matches_statistics_correlation_for_one_group(built):
 def test_headline_mart_pivots_series_and_tolerates_missing_volume_sa(built):
     iowrt = built["rows"]["iowrt"]
     yoy = {r["ymd_date"]: r["sales"] for r in iowrt if r["series"] == "growth_yoy"}
-    rows = query(built["warehouse"], """
+    rows = query(
+        built["warehouse"],
+        """
         select month_start_date, sales_myr_million, volume_sa_index, sales_growth_yoy_pct, fuel_price_weeks
         from main.fct_headline_vs_fuel_monthly order by month_start_date
-    """)
+    """,
+    )
     assert len(rows) == 24
     assert sum(r[1] for r in rows) == pytest.approx(sum(r["sales"] for r in iowrt if r["series"] == "abs"))
     assert all(r[2] is None for r in rows if r[0] < VOLUME_SA_FROM)
@@ -290,14 +473,20 @@ def test_headline_mart_pivots_series_and_tolerates_missing_volume_sa(built):
 
 
 def test_dimensions_cover_the_facts(built):
-    assert query(built["warehouse"], """
+    assert query(
+        built["warehouse"],
+        """
         select count(*), min(month_start_date), max(month_start_date), count(distinct month_name)
         from main.dim_date
-    """) == [(24, MONTHS[0], MONTHS[-1], 12)]
-    assert query(built["warehouse"], """
+    """,
+    ) == [(24, MONTHS[0], MONTHS[-1], 12)]
+    assert query(
+        built["warehouse"],
+        """
         select msic_group_code, msic_division_description, msic_section_code, has_retail_trade_index
         from main.dim_msic_group order by 1
-    """) == [
+    """,
+    ) == [
         ("101", "Manufacture of food products", "C", False),
         *[(g, "Retail trade, except of motor vehicles and motorcycles", "G", True) for g in GROUPS],
     ]
@@ -323,8 +512,9 @@ def test_incremental_run_adds_a_new_month_and_applies_revisions(built, tmp_path)
     rows = make_lake_rows()
     new_month, revised_month = dt.date(2025, 1, 1), dt.date(2024, 11, 1)
     for group in GROUPS:
-        rows["iowrt_3d"].append({"series": "abs", "ymd_date": new_month, "group_code": group,
-                                 "sales": 9999.5, "volume": 111.0})
+        rows["iowrt_3d"].append(
+            {"series": "abs", "ymd_date": new_month, "group_code": group, "sales": 9999.5, "volume": 111.0}
+        )
     for r in rows["iowrt_3d"]:
         if r["ymd_date"] == revised_month and r["series"] == "abs" and r["group_code"] == "473":
             r["sales"] += 100.0
@@ -339,13 +529,16 @@ def test_incremental_run_adds_a_new_month_and_applies_revisions(built, tmp_path)
     assert "assert_retail_sales_fact_matches_staging_totals" in {r.node.name for r in result.result}
     assert query(warehouse, "select count(*) from main.fct_retail_sales_monthly") == [(25 * len(GROUPS),)]
     expected_sales = sum(r["sales"] for r in rows["iowrt_3d"] if r["series"] == "abs")
-    (sales,), = query(warehouse, "select sum(sales_myr_million) from main.fct_retail_sales_monthly")
+    ((sales,),) = query(warehouse, "select sum(sales_myr_million) from main.fct_retail_sales_monthly")
     assert sales == pytest.approx(expected_sales, abs=1e-6)
     # the new month has no fuel prices: the left join keeps it with nulls
-    assert query(warehouse, f"""
+    assert query(
+        warehouse,
+        f"""
         select count(*) from main.fct_retail_sales_monthly
         where month_start_date = date '{new_month}' and avg_diesel_myr_per_litre is null and fuel_price_weeks = 0
-    """) == [(len(GROUPS),)]
+    """,
+    ) == [(len(GROUPS),)]
 
 
 def test_bad_input_fails_the_tests_that_guard_it(tmp_path):

@@ -33,8 +33,11 @@ ERROR_LINE = re.compile(r"^ERROR\b|\|\s*ERROR\s*\|")
 
 def newcomer_env(prefect_home: Path, api_url: str | None) -> dict[str, str]:
     """The test process's environment without anything the project or its tests set up."""
-    env = {key: value for key, value in os.environ.items()
-           if not key.startswith(("PREFECT_", "INSIGHTFLOW_", "FOOTBALL_DATA_")) and key != "DO_NOT_TRACK"}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("PREFECT_", "INSIGHTFLOW_", "FOOTBALL_DATA_")) and key != "DO_NOT_TRACK"
+    }
     env["PREFECT_HOME"] = str(prefect_home)
     if api_url:
         env["PREFECT_API_URL"] = api_url
@@ -46,8 +49,12 @@ def run_sample(flow: str, workdir: Path, api_url: str | None) -> subprocess.Comp
     script, _ = FLOWS[flow]
     return subprocess.run(
         [sys.executable, str(REPO_ROOT / "tests" / "bare_install.py"), str(REPO_ROOT / script), "--sample"],
-        cwd=workdir, env=newcomer_env(workdir / "prefect-home", api_url),
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=840,
+        cwd=workdir,
+        env=newcomer_env(workdir / "prefect-home", api_url),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=840,
     )
 
 
@@ -58,8 +65,9 @@ def run_logs(flow_run_id: UUID) -> list[tuple[UUID | None, str]]:
 
     logs: list[tuple[UUID | None, str]] = []
     with get_client(sync_client=True) as client:
-        while page := client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])),
-                                       limit=200, offset=len(logs)):
+        while page := client.read_logs(
+            log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])), limit=200, offset=len(logs)
+        ):
             logs += [(log.task_run_id, log.message) for log in page]
     return logs
 
@@ -67,9 +75,12 @@ def run_logs(flow_run_id: UUID) -> list[tuple[UUID | None, str]]:
 def unrecorded_task_runs(prefect_db: Path) -> tuple[int, list[tuple[str, str]]]:
     """From the temporary API's own database: task runs that logged a final state, and those not recorded so."""
     with sqlite3.connect(prefect_db) as db:
-        finished = dict(db.execute(
-            "select task_run_id, substr(message, 19, instr(substr(message, 19), '(') - 1) from log "
-            "where task_run_id is not null and message like 'Finished in state %'").fetchall())
+        finished = dict(
+            db.execute(
+                "select task_run_id, substr(message, 19, instr(substr(message, 19), '(') - 1) from log "
+                "where task_run_id is not null and message like 'Finished in state %'"
+            ).fetchall()
+        )
         recorded = dict(db.execute("select id, state_name from task_run").fetchall())
     return len(finished), [(run, state) for run, state in finished.items() if recorded.get(run) != state]
 
@@ -90,8 +101,11 @@ def test_sample_run_from_a_bare_install_prints_a_short_clean_console(flow, api, 
     assert f"Warehouse: {(tmp_path / 'newcomer' / '.insightflow' / 'warehouse.duckdb').resolve()}" in out, shown
     assert len(lines) <= LINE_BUDGET, shown
     if api == "server":
-        url = re.search(rf"^Dashboard: {re.escape(api_url.removesuffix('/api'))}/runs/flow-run/([0-9a-f-]{{36}})$",
-                        out, re.MULTILINE)
+        url = re.search(
+            rf"^Dashboard: {re.escape(api_url.removesuffix('/api'))}/runs/flow-run/([0-9a-f-]{{36}})$",
+            out,
+            re.MULTILINE,
+        )
         assert url, shown
         # The console is quiet, the API is not: dbt's line for every node and every task's final
         # state, both dropped from the console, are in the run's logs (written before the child exits).

@@ -21,8 +21,11 @@ pytestmark = pytest.mark.usefixtures("prefect_server")
 
 def snapshot(lake: Path) -> dict[str, str]:
     """sha256 of every file under raw/ (data and manifests)."""
-    return {p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
-            for p in sorted((lake / "raw").rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(lake).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted((lake / "raw").rglob("*"))
+        if p.is_file()
+    }
 
 
 @pytest.fixture(scope="module")

@@ -4,6 +4,7 @@ test works out itself from the raw sample tables with plain Python (never from t
 
 from __future__ import annotations
 
+import json
 import statistics
 from collections import defaultdict
 from datetime import date
@@ -13,6 +14,7 @@ import duckdb
 import pytest
 
 from tasks.insightflow.sample_data import SAMPLE_TABLES
+from tests.prefect_runs import settled_task_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -34,19 +36,47 @@ def expected_from_sample() -> dict:
         "indexed_groups": {r["group"] for r in abs_rows},
         "ron95_by_month": {m: statistics.fmean(w["ron95"] for w in ws) for m, ws in weekly.items()},
         "weeks_by_month": {m: len(ws) for m, ws in weekly.items()},
-        "abs_by_group": {g: sorted((r["date"], r["sales"]) for r in abs_rows if r["group"] == g)
-                         for g in {r["group"] for r in abs_rows}},
+        "abs_by_group": {
+            g: sorted((r["date"], r["sales"]) for r in abs_rows if r["group"] == g)
+            for g in {r["group"] for r in abs_rows}
+        },
     }
 
 
 @pytest.fixture(scope="module")
-def built(tmp_path_factory):
+def built_run(tmp_path_factory):
+    """A home after one cold sample run, and that run's final state."""
     from flows.insightflow import insightflow
 
     home = tmp_path_factory.mktemp("home")
     state = insightflow(sample=True, home=str(home), return_state=True)
     assert state.is_completed(), state.message
+    return home, state
+
+
+@pytest.fixture(scope="module")
+def built(built_run):
+    home, state = built_run
     return home, state.result()
+
+
+def dbt_nodes_run(home: Path) -> dict[str, dict]:
+    """dbt's own record of the last build in ``home`` (run_results.json + manifest.json), by unique_id."""
+    target = home / "dbt" / "insightflow-dev" / "target"
+    manifest = json.loads((target / "manifest.json").read_text())
+    nodes = manifest["nodes"] | manifest.get("unit_tests", {})
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    return {
+        r["unique_id"]: {
+            "task_run_name": f"{node['resource_type']} {node['name']}",
+            "status": r["status"],
+            "message": r["message"],
+            "seconds": r["execution_time"],
+            "depends_on": node["depends_on"]["nodes"],
+        }
+        for r in results
+        for node in [nodes[r["unique_id"]]]
+    }
 
 
 def query(home: Path, sql: str):
@@ -57,8 +87,9 @@ def query(home: Path, sql: str):
 def test_fact_table_matches_the_raw_sample(built):
     home, _ = built
     exp = expected_from_sample()
-    rows, sales, months = query(home, "select count(*), sum(sales_myr_million), count(distinct month_start_date) "
-                                      "from fct_retail_sales_monthly")[0]
+    rows, sales, months = query(
+        home, "select count(*), sum(sales_myr_million), count(distinct month_start_date) from fct_retail_sales_monthly"
+    )[0]
     assert rows == exp["fact_rows"]
     assert sales == pytest.approx(exp["fact_sales"], rel=1e-9)
     assert months == exp["fact_months"]
@@ -67,14 +98,22 @@ def test_fact_table_matches_the_raw_sample(built):
 def test_fact_carries_that_months_average_fuel_prices(built):
     home, _ = built
     exp = expected_from_sample()
-    got = dict(query(home, "select distinct month_start_date, avg_ron95_myr_per_litre from fct_retail_sales_monthly "
-                           "where avg_ron95_myr_per_litre is not null"))
+    got = dict(
+        query(
+            home,
+            "select distinct month_start_date, avg_ron95_myr_per_litre from fct_retail_sales_monthly "
+            "where avg_ron95_myr_per_litre is not null",
+        )
+    )
     assert got, "fuel prices should be joined for the months that have them"
     for month, value in got.items():
         assert abs(value - exp["ron95_by_month"][month]) <= 0.005 + 1e-9  # the mart rounds to 2 dp
     # Months before weekly fuel prices begin keep their sales rows, with null prices (left join).
-    early = query(home, "select count(*), count(avg_ron95_myr_per_litre) from fct_retail_sales_monthly "
-                        "where month_start_date < date '2017-03-01'")[0]
+    early = query(
+        home,
+        "select count(*), count(avg_ron95_myr_per_litre) from fct_retail_sales_monthly "
+        "where month_start_date < date '2017-03-01'",
+    )[0]
     assert early[0] == 26 * len(exp["indexed_groups"]) and early[1] == 0
 
 
@@ -85,8 +124,11 @@ def test_dimensions_cover_the_fact(built):
     assert groups == exp["groups"]
     flagged = {r[0] for r in query(home, "select msic_group_code from dim_msic_group where has_retail_trade_index")}
     assert flagged == exp["indexed_groups"]
-    orphans = query(home, "select count(*) from fct_retail_sales_monthly f left join dim_date d using (date_key) "
-                          "where d.date_key is null")[0][0]
+    orphans = query(
+        home,
+        "select count(*) from fct_retail_sales_monthly f left join dim_date d using (date_key) "
+        "where d.date_key is null",
+    )[0][0]
     assert orphans == 0
 
 
@@ -94,15 +136,17 @@ def test_correlation_mart_agrees_with_an_independent_computation(built):
     home, _ = built
     exp = expected_from_sample()
     series = exp["abs_by_group"]["473"]
-    growth = {m: 100 * (s / p - 1) for (m, s), (_, p) in zip(series[1:], series[:-1])}
+    growth = {m: 100 * (s / p - 1) for (m, s), (_, p) in zip(series[1:], series[:-1], strict=True)}
     ron95 = {m: round(v + 1e-9, 2) for m, v in exp["ron95_by_month"].items()}  # the mart's 2 dp means
-    months = sorted(m for m in growth if m in ron95 and m.replace(day=1) != min(ron95)
-                    and _previous(m) in ron95)
+    months = sorted(m for m in growth if m in ron95 and m.replace(day=1) != min(ron95) and _previous(m) in ron95)
     xs = [growth[m] for m in months]
     ys = [100 * (ron95[m] / ron95[_previous(m)] - 1) for m in months]
     expected = statistics.correlation(xs, ys)
-    got, compared = query(home, "select sales_growth_ron95_change_correlation, months_compared "
-                                "from fct_fuel_retail_correlation where msic_group_code = '473'")[0]
+    got, compared = query(
+        home,
+        "select sales_growth_ron95_change_correlation, months_compared "
+        "from fct_fuel_retail_correlation where msic_group_code = '473'",
+    )[0]
     assert compared == len(months)
     assert got == pytest.approx(expected, abs=0.02)
     assert got > 0.1  # the sample makes fuel retail follow the pump price; the mart must find the link
@@ -116,6 +160,29 @@ def test_artifacts_and_summary(built):
     _, summary = built
     assert summary["datasets"] == {"iowrt": "landed", "iowrt_3d": "landed", "fuelprice": "landed", "msic": "landed"}
     assert summary["dbt"].endswith("nodes")
+
+
+def test_every_dbt_node_is_its_own_task_run_under_dbt_build_with_dbts_timing(built_run):
+    home, state = built_run
+    nodes = dbt_nodes_run(home)
+    runs = settled_task_runs(state.state_details.flow_run_id, at_least=len(nodes) + 1)
+    (dbt_build,) = [r for r in runs if r.name.startswith("dbt-build")]
+    # nested under dbt-build: exactly the nodes dbt ran
+    node_runs = {
+        r.name: r for r in runs if [parent.id for parent in r.task_inputs.get("__parents__", [])] == [dbt_build.id]
+    }
+
+    assert len(nodes) > 100 and sorted(node_runs) == sorted(n["task_run_name"] for n in nodes.values())
+    for node in nodes.values():
+        run = node_runs[node["task_run_name"]]
+        assert (run.state_name, node["status"] in {"success", "pass"}) == ("Completed", True)
+        assert dbt_build.start_time <= run.start_time <= run.end_time <= dbt_build.end_time
+        # the task run spans dbt's own timing of the node: taken when dbt ran it, not when it was reported
+        assert node["seconds"] - 0.01 <= (run.end_time - run.start_time).total_seconds() <= node["seconds"] + 3
+    fact = nodes["model.insightflow.fct_retail_sales_monthly"]
+    upstream = {node_runs[nodes[uid]["task_run_name"]].id for uid in fact["depends_on"] if uid in nodes}
+    waits_for = {i.id for i in node_runs["model fct_retail_sales_monthly"].task_inputs["wait_for"]}
+    assert upstream and waits_for == upstream
 
 
 def test_unchanged_rerun_relands_nothing_and_skips_dbt(built):
@@ -156,8 +223,22 @@ def test_failing_dbt_test_fails_the_run_and_names_the_test(tmp_path):
 
     server.replace("/iowrt/iowrt_3d.parquet", parquet_bytes(duplicated))
     with server.running():
-        state = insightflow(home=str(tmp_path), dosm_base_url=server.url(), datagovmy_base_url=server.url(),
-                            return_state=True)
+        state = insightflow(
+            home=str(tmp_path), dosm_base_url=server.url(), datagovmy_base_url=server.url(), return_state=True
+        )
     assert state.is_failed()
     assert "dbt build of project 'insightflow' failed" in state.message
     assert "unique" in state.message
+    nodes = dbt_nodes_run(tmp_path)
+    runs = {r.name: r for r in settled_task_runs(state.state_details.flow_run_id, at_least=len(nodes) + 1)}
+    failed = [n for n in nodes.values() if n["status"] in {"fail", "error"}]
+    assert failed and all(n["task_run_name"] in runs for n in nodes.values())
+    for node in failed:  # the failing test's own task run: Failed, with dbt's message, and named in the run's
+        run = runs[node["task_run_name"]]
+        assert run.state.is_failed() and node["message"] in run.state.message
+        assert node["task_run_name"].split(" ", 1)[1] in state.message
+    skipped = [n["task_run_name"] for n in nodes.values() if n["status"] == "skipped"]
+    assert "model fct_retail_sales_monthly" in skipped
+    assert {runs[name].state_name for name in skipped} == {"Skipped"}
+    passed = [n["task_run_name"] for n in nodes.values() if n["status"] in {"success", "pass"}]
+    assert passed and {runs[name].state_name for name in passed} == {"Completed"}

@@ -27,8 +27,8 @@ def _latest(lake: Path, endpoint: str, code: str) -> dict:
 def _section(markdown: str, code: str) -> str:
     start = re.search(rf"^## .*\({code}\)", markdown, re.M)
     assert start, f"no section for {code}"
-    end = re.search(r"^## ", markdown[start.end():], re.M)
-    return markdown[start.start(): start.end() + end.start() if end else len(markdown)]
+    end = re.search(r"^## ", markdown[start.end() :], re.M)
+    return markdown[start.start() : start.end() + end.start() if end else len(markdown)]
 
 
 def _rows(table_markdown: str, first_header: str) -> list[list[str]]:
@@ -56,9 +56,22 @@ def test_standings_artifact_shows_each_table_as_the_api_sent_it(football_run):
         section = _section(markdown, code)
         body = _latest(home / "lake", "standings", code)
         table = next(t for t in body["standings"] if t["type"] == "TOTAL")["table"]
-        expected = [[str(r["position"]), r["team"]["name"], str(r["playedGames"]), str(r["won"]), str(r["draw"]),
-                     str(r["lost"]), str(r["goalsFor"]), str(r["goalsAgainst"]), f"{r['goalDifference']:+d}",
-                     str(r["points"]), " ".join(r["form"].split(","))] for r in table]
+        expected = [
+            [
+                str(r["position"]),
+                r["team"]["name"],
+                str(r["playedGames"]),
+                str(r["won"]),
+                str(r["draw"]),
+                str(r["lost"]),
+                str(r["goalsFor"]),
+                str(r["goalsAgainst"]),
+                f"{r['goalDifference']:+d}",
+                str(r["points"]),
+                " ".join(r["form"].split(",")),
+            ]
+            for r in table
+        ]
         assert _rows(section, "Pos") == expected
         assert f"matchday {body['season']['currentMatchday']}" in section
 
@@ -69,7 +82,9 @@ def test_top_scorers_are_the_apis_leaders_by_goals(football_run):
         players = _latest(home / "lake", "scorers", code)["scorers"]
         goals = sorted((p["goals"] for p in players), reverse=True)
         cutoff = goals[min(9, len(goals) - 1)]  # ranks share ties, so the table runs to everyone level with 10th
-        expected = sorted((p["player"]["name"], p["team"]["name"], str(p["goals"])) for p in players if p["goals"] >= cutoff)
+        expected = sorted(
+            (p["player"]["name"], p["team"]["name"], str(p["goals"])) for p in players if p["goals"] >= cutoff
+        )
         shown = _rows(_section(markdown, code).split("### Top scorers", 1)[1], "#")
         assert sorted((r[1], r[2], r[3]) for r in shown) == expected
         assert [int(r[3]) for r in shown] == sorted((int(r[3]) for r in shown), reverse=True)
@@ -107,8 +122,10 @@ def add_earlier_matchday(warehouse: Path, matchday: int) -> dict[str, int]:
                               fetched_at - interval 7 day as fetched_at)
             from football.fct_football_standings_history
         """)
-        rows = con.execute("select team_name, points from football.fct_football_standings_history "
-                           f"where competition_code = 'PL' and table_type = 'TOTAL' and current_matchday = {matchday}").fetchall()
+        rows = con.execute(
+            "select team_name, points from football.fct_football_standings_history "
+            f"where competition_code = 'PL' and table_type = 'TOTAL' and current_matchday = {matchday}"
+        ).fetchall()
     return dict(rows)
 
 
@@ -127,7 +144,8 @@ def test_points_chart_appears_with_a_second_matchday(football_run, tmp_path):
 
     marts = read_marts(duckdb_query(str(warehouse)), "football")
     assert points_by_matchday(marts["history"], "PL", 2024) == {
-        r["team"]["name"]: {9: earlier[r["team"]["name"]], latest: r["points"]} for r in table}
+        r["team"]["name"]: {9: earlier[r["team"]["name"]], latest: r["points"]} for r in table
+    }
     markdown, charts = render_markdown(marts)
     assert charts == 2
     images = [base64.b64decode(m) for m in PNG_URI.findall(markdown)]

@@ -47,11 +47,15 @@ def expected(warehouse: Path) -> dict:
             weekly[row["date"].replace(day=1)].append(row)
     raw_means = {m: {f: statistics.fmean(w[f] for w in weeks) for f in FUELS} for m, weeks in weekly.items()}
     with duckdb.connect(str(warehouse), read_only=True) as con:
-        rows = con.execute("select month_start_date, avg_ron95_myr_per_litre, avg_ron97_myr_per_litre, "
-                           "avg_diesel_myr_per_litre from fct_headline_vs_fuel_monthly "
-                           "where avg_diesel_myr_per_litre is not null").fetchall()
+        rows = con.execute(
+            "select month_start_date, avg_ron95_myr_per_litre, avg_ron97_myr_per_litre, "
+            "avg_diesel_myr_per_litre from fct_headline_vs_fuel_monthly "
+            "where avg_diesel_myr_per_litre is not null"
+        ).fetchall()
     prices = {m: dict(zip(FUELS, values, strict=True)) for m, *values in rows}
-    changes = {m: {f: _pct(p[f], prices[_previous(m)][f]) for f in FUELS} for m, p in prices.items() if _previous(m) in prices}
+    changes = {
+        m: {f: _pct(p[f], prices[_previous(m)][f]) for f in FUELS} for m, p in prices.items() if _previous(m) in prices
+    }
 
     sales: dict[str, dict[date, float]] = defaultdict(dict)
     for row in SAMPLE_TABLES["iowrt_3d"]().to_pylist():
@@ -65,25 +69,41 @@ def expected(warehouse: Path) -> dict:
             r = statistics.correlation([growth[m] for m in months], [changes[m][fuel_name] for m in months])
             correlations[(group, fuel_name)] = (r, len(months))
 
-    headline_months = {r["date"].date().replace(day=1) for r in SAMPLE_TABLES["iowrt"]().to_pylist() if r["series"] == "abs"}
+    headline_months = {
+        r["date"].date().replace(day=1) for r in SAMPLE_TABLES["iowrt"]().to_pylist() if r["series"] == "abs"
+    }
     latest = max(headline_months & set(weekly))
     group_latest = max(m for levels in sales.values() for m in levels)
     year_before = group_latest.replace(year=group_latest.year - 1)
-    yoy = {g: _pct(levels[group_latest], levels[year_before]) for g, levels in sales.items()
-           if group_latest in levels and year_before in levels}
+    yoy = {
+        g: _pct(levels[group_latest], levels[year_before])
+        for g, levels in sales.items()
+        if group_latest in levels and year_before in levels
+    }
     ron95 = [c["ron95"] for m, c in changes.items() if m in headline_months]
-    return {"correlations": correlations, "latest": latest, "raw_means": raw_means[latest], "prices": prices[latest],
-            "changes": changes[latest], "growth_month": group_latest, "yoy": yoy,
-            "ron95_unchanged": sum(1 for c in ron95 if c == 0), "ron95_known": len(ron95),
-            "diesel_may_jul_2024": (prices[date(2024, 5, 1)]["diesel"], prices[date(2024, 7, 1)]["diesel"])}
+    return {
+        "correlations": correlations,
+        "latest": latest,
+        "raw_means": raw_means[latest],
+        "prices": prices[latest],
+        "changes": changes[latest],
+        "growth_month": group_latest,
+        "yoy": yoy,
+        "ron95_unchanged": sum(1 for c in ron95 if c == 0),
+        "ron95_known": len(ron95),
+        "diesel_may_jul_2024": (prices[date(2024, 5, 1)]["diesel"], prices[date(2024, 7, 1)]["diesel"]),
+    }
 
 
 def artifacts(key: str) -> list[dict]:
     """Artifacts with ``key`` from the API, newest first."""
     from prefect.settings import PREFECT_API_URL
 
-    response = httpx.post(f"{PREFECT_API_URL.value()}/artifacts/filter", timeout=30,
-                          json={"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 10})
+    response = httpx.post(
+        f"{PREFECT_API_URL.value()}/artifacts/filter",
+        timeout=30,
+        json={"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 10},
+    )
     response.raise_for_status()
     return response.json()
 
@@ -184,9 +204,14 @@ def test_unchanged_rerun_republishes_the_same_report_within_a_second(run):
     assert note.startswith("> Republished by run") and rest == first_markdown
     assert sorted((home / "lake/reports/insightflow").glob("*.html")) == before
 
-    task_runs = httpx.post(f"{PREFECT_API_URL.value()}/task_runs/filter", timeout=30, json={
-        "flow_runs": {"id": {"any_": [str(state.state_details.flow_run_id)]}},
-        "task_runs": {"name": {"like_": "insightflow-report"}}}).json()
+    task_runs = httpx.post(
+        f"{PREFECT_API_URL.value()}/task_runs/filter",
+        timeout=30,
+        json={
+            "flow_runs": {"id": {"any_": [str(state.state_details.flow_run_id)]}},
+            "task_runs": {"name": {"like_": "insightflow-report"}},
+        },
+    ).json()
     assert len(task_runs) == 1
     assert task_runs[0]["total_run_time"] <= 1.0, task_runs[0]["total_run_time"]
 

@@ -24,8 +24,14 @@ from tasks.core.prefect_server import local_prefect_server
 from tests.report.test_insightflow_report import PNG_URI
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 CHART_SELECTOR = 'img[src^="data:image/png"]'
 
 pytestmark = pytest.mark.e2e
@@ -53,15 +59,24 @@ def ui_server(tmp_path_factory) -> Iterator[str]:
 def run_cli(script: str, args: list[str], api_url: str) -> str:
     """Run a flow the way the README says, against ``api_url``; returns its stdout."""
     env = {**os.environ, "PREFECT_API_URL": api_url}
-    done = subprocess.run([sys.executable, str(REPO_ROOT / "flows" / script), *args], cwd=REPO_ROOT, env=env,
-                          capture_output=True, text=True, timeout=600)
+    done = subprocess.run(
+        [sys.executable, str(REPO_ROOT / "flows" / script), *args],
+        cwd=REPO_ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert done.returncode == 0, f"{script} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
     return done.stdout
 
 
 def newest_artifact(url: str, key: str) -> dict:
-    response = httpx.post(f"{url}/api/artifacts/filter", timeout=30,
-                          json={"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1})
+    response = httpx.post(
+        f"{url}/api/artifacts/filter",
+        timeout=30,
+        json={"artifacts": {"key": {"any_": [key]}}, "sort": "CREATED_DESC", "limit": 1},
+    )
     response.raise_for_status()
     return response.json()[0]
 
@@ -73,11 +88,17 @@ def published(ui_server, tmp_path_factory) -> dict:
     api = f"{ui_server}/api"
     out = run_cli("insightflow.py", ["--sample", "--fast-dbt", "--home", str(home)], api)
     # Two ticks of the season (after matchday 9, then all played): two snapshots, so a points chart.
-    run_cli("football.py", ["--sample", "--sample-matchday", "9", "--competitions", "PL", "BL1", "--home", str(home)], api)
+    run_cli(
+        "football.py", ["--sample", "--sample-matchday", "9", "--competitions", "PL", "BL1", "--home", str(home)], api
+    )
     football_out = run_cli("football.py", ["--sample", "--competitions", "PL", "BL1", "--home", str(home)], api)
-    return {"home": home, "stdout": out, "football_stdout": football_out,
-            "report": newest_artifact(ui_server, "insightflow-report"),
-            "standings": newest_artifact(ui_server, "football-standings")}
+    return {
+        "home": home,
+        "stdout": out,
+        "football_stdout": football_out,
+        "report": newest_artifact(ui_server, "insightflow-report"),
+        "standings": newest_artifact(ui_server, "football-standings"),
+    }
 
 
 def look_at_artifact(url: str, artifact: dict, screenshot: Path) -> tuple[list[int], str]:
@@ -90,10 +111,12 @@ def look_at_artifact(url: str, artifact: dict, screenshot: Path) -> tuple[list[i
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 3400})
             page.goto(f"{url}/artifacts/artifact/{artifact['id']}", wait_until="networkidle", timeout=90_000)
-            page.wait_for_function(f"n => document.querySelectorAll('{CHART_SELECTOR}').length >= n", arg=charts,
-                                   timeout=60_000)
-            page.wait_for_function(f"() => [...document.querySelectorAll('{CHART_SELECTOR}')].every(i => i.complete)",
-                                   timeout=30_000)
+            page.wait_for_function(
+                f"n => document.querySelectorAll('{CHART_SELECTOR}').length >= n", arg=charts, timeout=60_000
+            )
+            page.wait_for_function(
+                f"() => [...document.querySelectorAll('{CHART_SELECTOR}')].every(i => i.complete)", timeout=30_000
+            )
             widths = page.eval_on_selector_all(CHART_SELECTOR, "images => images.map(i => i.naturalWidth)")
             text = page.inner_text("body")
             page.screenshot(path=str(screenshot), full_page=True)
@@ -116,8 +139,15 @@ def test_report_artifact_page_shows_every_chart_and_the_findings(ui_server, publ
     widths, text = look_at_artifact(ui_server, artifact, tmp_path / "insightflow-report.png")
     assert len(widths) == 3 and all(w > 0 for w in widths), widths
     strongest = re.search(r"r = [+-]\d\.\d{3} over n = \d+ months", artifact["data"]).group(0)
-    for shown in ("Findings", "Strongest links", "Weakest links", "Latest prices", "Caveats",
-                  "Correlation is not causation", strongest):
+    for shown in (
+        "Findings",
+        "Strongest links",
+        "Weakest links",
+        "Latest prices",
+        "Caveats",
+        "Correlation is not causation",
+        strongest,
+    ):
         assert shown in text, shown
 
 

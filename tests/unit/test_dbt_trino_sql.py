@@ -38,10 +38,22 @@ PROD_ENV = {
 
 
 def _invoke(args: list[str], work: Path) -> dbtRunnerResult:
-    return dbtRunner().invoke([
-        *args, "--project-dir", str(DBT_DIR), "--profiles-dir", str(DBT_DIR), "--target", "prod",
-        "--target-path", str(work / "target"), "--log-path", str(work / "logs"), "--quiet",
-    ])
+    return dbtRunner().invoke(
+        [
+            *args,
+            "--project-dir",
+            str(DBT_DIR),
+            "--profiles-dir",
+            str(DBT_DIR),
+            "--target",
+            "prod",
+            "--target-path",
+            str(work / "target"),
+            "--log-path",
+            str(work / "logs"),
+            "--quiet",
+        ]
+    )
 
 
 @pytest.fixture(scope="module")
@@ -63,11 +75,15 @@ def prod(tmp_path_factory) -> dict:
         with mock_aws():
             glue = boto3.client("glue", region_name="us-east-1")
             glue.create_database(DatabaseInput={"Name": SCHEMA})
-            glue.create_table(DatabaseName=SCHEMA, TableInput={
-                "Name": "fct_retail_sales_monthly", "TableType": "EXTERNAL_TABLE",
-                "StorageDescriptor": {"Columns": [{"Name": "month_start_date", "Type": "date"}]},
-                "PartitionKeys": [{"Name": "year", "Type": "int"}, {"Name": "month", "Type": "int"}],
-            })
+            glue.create_table(
+                DatabaseName=SCHEMA,
+                TableInput={
+                    "Name": "fct_retail_sales_monthly",
+                    "TableType": "EXTERNAL_TABLE",
+                    "StorageDescriptor": {"Columns": [{"Name": "month_start_date", "Type": "date"}]},
+                    "PartitionKeys": [{"Name": "year", "Type": "int"}, {"Name": "month", "Type": "int"}],
+                },
+            )
             # unit tests are left out: compiling them asks Glue for their inputs' columns
             compiled = _invoke(["compile", "--select", "resource_type:model", "resource_type:test"], work)
     assert compiled.success, compiled.exception
@@ -84,8 +100,10 @@ def prod_compiled(prod) -> dict[str, tuple[str, str]]:
 
 def test_prod_sources_are_glue_tables_after_a_parse_without_aws(prod):
     sources = {s.name: s.relation_name for s in prod["manifest"].sources.values()}
-    assert sources == {name: f'"awsdatacatalog"."{GLUE_SOURCE_DATABASE}"."{name}"'
-                       for name in ("iowrt", "iowrt_3d", "fuelprice", "msic")}
+    assert sources == {
+        name: f'"awsdatacatalog"."{GLUE_SOURCE_DATABASE}"."{name}"'
+        for name in ("iowrt", "iowrt_3d", "fuelprice", "msic")
+    }
 
 
 def test_every_model_and_data_test_compiles(prod_compiled):

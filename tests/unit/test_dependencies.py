@@ -17,19 +17,21 @@ def test_every_import_in_the_shipped_packages_comes_with_a_plain_install():
     listed = "\n".join(f"  - {what}: {', '.join(places)}" for what, places in sorted(problems.items()))
     assert not problems, (
         "imported by the product but NOT brought by `pip install .` "
-        f"(add to [project] dependencies, or stop importing it):\n{listed}")
+        f"(add to [project] dependencies, or stop importing it):\n{listed}"
+    )
 
 
 def test_check_names_an_import_only_a_test_extra_brings(tmp_path: Path):
     # Regression guard for the check itself: a throwaway project that declares httpx only.
     (tmp_path / "pyproject.toml").write_text(
-        '[project]\nname = "probe"\nversion = "0"\ndependencies = ["httpx"]\n'
-        '[tool.setuptools]\npackages = ["probe"]\n')
+        '[project]\nname = "probe"\nversion = "0"\ndependencies = ["httpx"]\n[tool.setuptools]\npackages = ["probe"]\n'
+    )
     (tmp_path / "probe").mkdir()
     (tmp_path / "probe" / "__init__.py").write_text("")
     (tmp_path / "probe" / "mod.py").write_text(
         "import os\nimport httpx\nimport anyio\nfrom probe import other\nfrom . import sibling\n"
-        "import pytest\nfrom pandas import DataFrame\nimport no_such_module_anywhere\n")
+        "import pytest\nfrom pandas import DataFrame\nimport no_such_module_anywhere\n"
+    )
     problems = undeclared_imports(tmp_path)
     assert {what.split(" ")[0] for what in problems} == {"pytest", "pandas", "no_such_module_anywhere"}
     assert problems["no_such_module_anywhere (not installed at all)"] == ["probe/mod.py:8"]

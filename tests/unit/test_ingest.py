@@ -21,8 +21,13 @@ URL = "http://mirror.test/iowrt/iowrt_3d.parquet"
 
 def small_iowrt_3d(dates, **overrides) -> pa.Table:
     n = len(dates)
-    columns = {"series": ["abs"] * n, "date": dates, "group": ["471"] * n,
-               "sales": [float(i + 1) for i in range(n)], "volume": [100.0 + i for i in range(n)]}
+    columns = {
+        "series": ["abs"] * n,
+        "date": dates,
+        "group": ["471"] * n,
+        "sales": [float(i + 1) for i in range(n)],
+        "volume": [100.0 + i for i in range(n)],
+    }
     columns.update(overrides)
     return pa.table(columns)
 
@@ -46,8 +51,13 @@ def test_dates_in_every_published_encoding_become_date32(dates):
 
 
 def test_numbers_published_as_strings_are_coerced_and_blank_is_null():
-    table = conform(IOWRT_3D, URL, small_iowrt_3d(pa.array(["2024-01-01", "2024-02-01"]),
-                                                  sales=pa.array(["1.5", " "]), volume=pa.array([" 7", "8.25"])))
+    table = conform(
+        IOWRT_3D,
+        URL,
+        small_iowrt_3d(
+            pa.array(["2024-01-01", "2024-02-01"]), sales=pa.array(["1.5", " "]), volume=pa.array([" 7", "8.25"])
+        ),
+    )
     assert table["sales"].to_pylist() == [1.5, None]
     assert table["volume"].to_pylist() == [7.0, 8.25]
 
@@ -72,10 +82,19 @@ def test_new_publisher_columns_are_carried_not_rejected():
     "mutate, message",
     [
         (lambda t: t.drop_columns(["sales"]), "missing required column(s) sales"),
-        (lambda t: t.rename_columns(["series", "period", "group", "sales", "volume"]), "missing required column(s) date"),
+        (
+            lambda t: t.rename_columns(["series", "period", "group", "sales", "volume"]),
+            "missing required column(s) date",
+        ),
         (lambda t: t.slice(0, 0), "empty table (0 rows)"),
-        (lambda t: t.set_column(3, "sales", pa.array(["1", "n/a"])), "column 'sales': 1 value(s) are not numbers, e.g. 'n/a'"),
-        (lambda t: t.set_column(1, "date", pa.array(["2024-01-01", "01/02/2024"])), "column 'date': 1 value(s) are not dates"),
+        (
+            lambda t: t.set_column(3, "sales", pa.array(["1", "n/a"])),
+            "column 'sales': 1 value(s) are not numbers, e.g. 'n/a'",
+        ),
+        (
+            lambda t: t.set_column(1, "date", pa.array(["2024-01-01", "01/02/2024"])),
+            "column 'date': 1 value(s) are not dates",
+        ),
         (lambda t: t.set_column(0, "series", pa.array(["abs", None])), "column 'series': 1 null value(s)"),
     ],
     ids=["missing", "renamed", "empty", "bad-number", "bad-date", "null-key"],
@@ -148,8 +167,13 @@ def test_land_writes_changed_partitions_only_and_replaces_never_duplicates(tmp_p
     assert len([f for f in files if f.endswith(".parquet")]) == 128
 
     # One month's sales revised: exactly that partition is rewritten.
-    revised = table.set_column(3, "sales", pc.if_else(pc.equal(table["ymd_date"], pa.scalar(date(2020, 5, 1))),
-                                                      pc.multiply(table["sales"], 1.01), table["sales"]))
+    revised = table.set_column(
+        3,
+        "sales",
+        pc.if_else(
+            pc.equal(table["ymd_date"], pa.scalar(date(2020, 5, 1))), pc.multiply(table["sales"], 1.01), table["sales"]
+        ),
+    )
     second = land(lake, IOWRT_3D, revised, _fetched("iowrt_3d"))
     assert second.partitions_written == ["year=2020/month=05"]
     assert len(second.partitions_unchanged) == 127
