@@ -4,7 +4,6 @@ and what a tick costs when nothing changed (no landing, no load, no dbt, no ware
 from __future__ import annotations
 
 import json
-import time
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -192,17 +191,13 @@ def test_an_unchanged_tick_lands_loads_and_builds_nothing_and_a_played_matchday_
         server.play(1)
         kwargs = dict(competitions=["PL"], football_base_url=server.url, token_block="", home=str(home))
         before_first = _utc_now()
-        started = time.perf_counter()
         first = football(**kwargs)
-        changed_s = time.perf_counter() - started
         assert len(first["snapshots"]) == 2 and first["dbt"] is not None
         files = sorted((home / "lake").rglob("*Z.json"))
         warehouse_stat = warehouse.stat()
 
         between = _utc_now()
-        started = time.perf_counter()
         state = football(**kwargs, return_state=True)
-        unchanged_s = time.perf_counter() - started
         assert state.is_completed()
         second = state.result()
         assert (second["snapshots"], second["loaded"], second["dbt"]) == ([], None, None)
@@ -212,7 +207,6 @@ def test_an_unchanged_tick_lands_loads_and_builds_nothing_and_a_played_matchday_
             warehouse_stat.st_mtime_ns,
             warehouse_stat.st_size,
         )
-        assert unchanged_s < changed_s / 3, (unchanged_s, changed_s)
         artifacts = _tick_artifacts(state.state_details.flow_run_id)
         assert "Nothing changed" in artifacts["football-tick"] and "not_modified" in artifacts["football-snapshots"]
         assert "football-dbt" not in artifacts
