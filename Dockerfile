@@ -1,12 +1,52 @@
-# InsightFlow runtime image: both flows, both dbt projects with packages and manifests baked in,
-# run as a non-root user. Built and pushed by the build/push steps in prefect.yaml; the pull step
-# there changes into INSIGHTFLOW_APP_DIR. Layers go from least to most often changed.
-FROM prefecthq/prefect:3.8.8-python3.11
+# InsightFlow runtime image: both flows, both dbt projects with their manifests baked in, the locked
+# dependency set (uv.lock) in a virtualenv, run as a non-root user. Built and pushed by the build/push
+# steps in prefect.yaml; the pull step there changes into INSIGHTFLOW_APP_DIR.
+#
+# BASE_IMAGE is Prefect's own image by default. Where that registry is out of reach, any Debian-like
+# image with Python 3.11 on PATH as `python` stands in (.ci/image makes one from Debian's packages):
+#   podman build --build-arg BASE_IMAGE=localhost/insightflow-base:py3.11 -t insightflow .
+# Behind a TLS-intercepting proxy, mount the host's CA store for the RUN steps only (never COPY it):
+#   podman build -v /etc/ssl/certs:/etc/ssl/certs:ro ...        (docs/deploy.md, "Proxy CA")
+ARG BASE_IMAGE=prefecthq/prefect:3.8.8-python3.11
+
+# ---- deps: exactly uv.lock's runtime packages in /opt/venv, then trimmed (measured in docs/deploy.md) --
+FROM ${BASE_IMAGE} AS deps
+ARG UV_VERSION=0.13.8
+ENV UV_NATIVE_TLS=1 \
+    UV_NO_CACHE=1 \
+    UV_PYTHON_DOWNLOADS=never \
+    UV_LINK_MODE=copy \
+    UV_PROJECT_ENVIRONMENT=/opt/venv
+WORKDIR /src
+COPY pyproject.toml uv.lock ./
+# uv from the package index into a throwaway directory (it never reaches the final stage). `uv sync
+# --frozen` installs what uv.lock says or fails: no resolution happens in the build. No bytecode is
+# compiled here (uv's default): the .pyc files would add ~170 MB; see the runtime stage for ours.
+RUN python -m pip install --quiet --no-cache-dir --target /tmp/uv "uv==${UV_VERSION}" \
+    && /tmp/uv/bin/uv venv /opt/venv --python "$(command -v python)" \
+    && /tmp/uv/bin/uv sync --frozen --no-dev --no-install-project \
+    && rm -rf /tmp/uv
+# Trim what a batch worker never loads, each item measured: debug symbols of the compiled extensions
+# (-95 MB; auditwheel's vendored *.libs are left alone, stripping them breaks their loading), Arrow
+# Flight (an RPC framework, -33 MB), C++ headers and the packages' own test suites.
+RUN apt-get update -qq \
+    && apt-get install -y -qq --no-install-recommends binutils > /dev/null \
+    && site=/opt/venv/lib/python3.11/site-packages \
+    && rm -rf "$site"/pyarrow/libarrow_flight.so* "$site"/pyarrow/libarrow_python_flight.so* \
+        "$site"/pyarrow/_flight.*.so "$site"/pyarrow/flight.py "$site"/pyarrow/include \
+        "$site"/pyarrow/tests "$site"/pyarrow/_pyarrow_cpp_tests.*.so \
+        "$site"/numpy/*/tests "$site"/numpy/tests "$site"/matplotlib/tests \
+    && find "$site" -type f \( -name '*.so' -o -name '*.so.[0-9]*' \) -not -path '*.libs/*' \
+        -exec strip --strip-unneeded {} + \
+    && find /opt/venv -name __pycache__ -type d -prune -exec rm -rf {} +
+
+# ---- runtime ----------------------------------------------------------------------------------------
+FROM ${BASE_IMAGE}
 
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PIP_NO_CACHE_DIR=1 \
-    PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PATH=/opt/venv/bin:$PATH \
+    VIRTUAL_ENV=/opt/venv \
     INSIGHTFLOW_APP_DIR=/opt/prefect/insightflow \
     INSIGHTFLOW_HOME=/home/insightflow/.insightflow \
     PYTHONPATH=/opt/prefect/insightflow \
@@ -15,17 +55,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 insightflow \
     && useradd --system --uid 10001 --gid insightflow --create-home --home-dir /home/insightflow insightflow
 
+COPY --from=deps /opt/venv /opt/venv
 WORKDIR /opt/prefect/insightflow
-
-# Dependencies first, from the same pyproject.toml (and lock file, when there is one) that CI
-# installs, so this layer is rebuilt only when they change, not on every code edit.
-COPY pyproject.toml requirements.lock* ./
-RUN if [ -f requirements.lock ]; then \
-        pip install -r requirements.lock; \
-    else \
-        python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['dependencies']))" > /tmp/requirements.txt \
-        && pip install -r /tmp/requirements.txt && rm /tmp/requirements.txt; \
-    fi
 
 # dbt projects next: `dbt deps` (when a project has packages) and `dbt parse` at build time, so a
 # run never downloads packages and starts from a baked manifest. Parsed against the local DuckDB
@@ -40,17 +71,15 @@ RUN for project in dbt/*/; do \
     && rm -rf /tmp/dbt-parse dbt/*/logs \
     && chown -R insightflow:insightflow dbt
 
-# Code last. `pip install --no-deps .` is CI's install of the same pyproject (non-editable). The
-# flows run from this directory (pull step) and tasks/core/config.py finds dbt/ next to tasks/, so
-# PYTHONPATH makes this copy win over the one pip put in site-packages.
-COPY README.md ./
+# Code last. It runs from this directory (the pull step changes into it; PYTHONPATH makes it
+# importable from anywhere). Its own bytecode is compiled (a few hundred KB) and so is Prefect's,
+# which every run imports first; the rest of the venv compiles in memory on import.
 COPY flows/ flows/
 COPY tasks/ tasks/
 COPY blocks/ blocks/
 COPY automations/ automations/
-COPY prefect.yaml ./
-RUN pip install --no-deps . \
-    && rm -rf build *.egg-info \
-    && python -c "import flows, tasks, blocks"
+COPY prefect.yaml pyproject.toml ./
+RUN python -m compileall -q -j 0 flows tasks blocks automations /opt/venv/lib/python3.11/site-packages/prefect > /dev/null \
+    && python -c "import flows.insightflow, flows.football, blocks, automations"
 
 USER 10001:10001

@@ -1,4 +1,10 @@
-"""A prefect.yaml build step: stop ``prefect deploy`` with one line when no Docker engine answers.
+"""prefect.yaml build steps: the image's build arguments, and a clear stop when no Docker engine answers.
+
+``image_build_args`` gives the Dockerfile's ``BASE_IMAGE``: ``INSIGHTFLOW_BASE_IMAGE`` when set (a mirror
+of Prefect's image, or a stand-in where Docker Hub is out of reach, see docs/deploy.md), else the
+Dockerfile's own default, read from the Dockerfile so the two cannot disagree. A plain ``{{ $VAR }}``
+in prefect.yaml would turn an unset variable into an empty string and a warning on every deploy.
+
 
 The image build (prefect-docker's ``build_docker_image``) needs a Docker engine. Without one, docker-py
 fails deep inside the step and ``prefect deploy`` prints a long traceback that never says what to do.
@@ -13,6 +19,8 @@ and passes ``SystemExit`` through, so its message is the last line the user sees
 from __future__ import annotations
 
 import os
+import re
+from pathlib import Path
 
 DEFAULT_ENGINE = "unix:///var/run/docker.sock"
 NO_ENGINE = (
@@ -20,6 +28,17 @@ NO_ENGINE = (
     "({cause}). Start Docker or set DOCKER_HOST; to run both deployments locally without Docker, use "
     "`python -m flows.serve --sample` (docs/deploy.md, section 7)."
 )
+
+
+def image_build_args(dockerfile: str = "Dockerfile") -> dict[str, str]:
+    """``{"base_image": …}`` for the build step's ``buildargs``."""
+    override = os.environ.get("INSIGHTFLOW_BASE_IMAGE", "").strip()
+    if override:
+        return {"base_image": override}
+    match = re.search(r"^ARG BASE_IMAGE=(\S+)", Path(dockerfile).read_text(), re.M)
+    if not match:
+        raise SystemExit(f"{dockerfile} declares no default for ARG BASE_IMAGE; set INSIGHTFLOW_BASE_IMAGE")
+    return {"base_image": match.group(1)}
 
 
 def _cause(exc: BaseException) -> str:
