@@ -12,7 +12,11 @@ ARG BASE_IMAGE=prefecthq/prefect:3.8.8-python3.11
 # ---- deps: exactly uv.lock's runtime packages in /opt/venv, then trimmed (measured in docs/deploy.md) --
 FROM ${BASE_IMAGE} AS deps
 ARG UV_VERSION=0.13.8
-ENV UV_NATIVE_TLS=1 \
+# PEM text of CAs to trust in this stage only, for builds that cannot mount the host's store (the
+# Docker API has no build-time volumes); set by prefect.yaml's build-args step from
+# INSIGHTFLOW_BUILD_EXTRA_CA. This stage is discarded: its args never reach the image's history.
+ARG EXTRA_CA_CERTS=""
+ENV UV_SYSTEM_CERTS=1 \
     UV_NO_CACHE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_LINK_MODE=copy \
@@ -22,10 +26,14 @@ COPY pyproject.toml uv.lock ./
 # uv from the package index into a throwaway directory (it never reaches the final stage). `uv sync
 # --frozen` installs what uv.lock says or fails: no resolution happens in the build. No bytecode is
 # compiled here (uv's default): the .pyc files would add ~170 MB; see the runtime stage for ours.
-RUN python -m pip install --quiet --no-cache-dir --target /tmp/uv "uv==${UV_VERSION}" \
+RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
+        cat /etc/ssl/certs/ca-certificates.crt > /tmp/ca.pem && printf '%s\n' "$EXTRA_CA_CERTS" >> /tmp/ca.pem \
+        && export SSL_CERT_FILE=/tmp/ca.pem PIP_CERT=/tmp/ca.pem; \
+    fi \
+    && python -m pip install --quiet --no-cache-dir --target /tmp/uv "uv==${UV_VERSION}" \
     && /tmp/uv/bin/uv venv /opt/venv --python "$(command -v python)" \
     && /tmp/uv/bin/uv sync --frozen --no-dev --no-install-project \
-    && rm -rf /tmp/uv
+    && rm -rf /tmp/uv /tmp/ca.pem
 # Trim what a batch worker never loads, each item measured: debug symbols of the compiled extensions
 # (-95 MB; auditwheel's vendored *.libs are left alone, stripping them breaks their loading), Arrow
 # Flight (an RPC framework, -33 MB), C++ headers and the packages' own test suites.

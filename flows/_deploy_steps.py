@@ -31,14 +31,38 @@ NO_ENGINE = (
 
 
 def image_build_args(dockerfile: str = "Dockerfile") -> dict[str, str]:
-    """``{"base_image": …}`` for the build step's ``buildargs``."""
+    """``base_image`` and ``extra_ca_certs`` for the build step's ``buildargs``.
+
+    ``extra_ca_certs`` is the PEM text of ``INSIGHTFLOW_BUILD_EXTRA_CA`` (a file, e.g. a proxy's CA, or
+    a directory of ``*.crt`` such as ``/usr/local/share/ca-certificates``), for builds behind a
+    TLS-intercepting proxy through the Docker API, which cannot mount the host's CA store. Only the
+    Dockerfile's discarded dependency stage sees it; empty when unset.
+    """
     override = os.environ.get("INSIGHTFLOW_BASE_IMAGE", "").strip()
     if override:
-        return {"base_image": override}
-    match = re.search(r"^ARG BASE_IMAGE=(\S+)", Path(dockerfile).read_text(), re.M)
-    if not match:
-        raise SystemExit(f"{dockerfile} declares no default for ARG BASE_IMAGE; set INSIGHTFLOW_BASE_IMAGE")
-    return {"base_image": match.group(1)}
+        base = override
+    else:
+        match = re.search(r"^ARG BASE_IMAGE=(\S+)", Path(dockerfile).read_text(), re.M)
+        if not match:
+            raise SystemExit(f"{dockerfile} declares no default for ARG BASE_IMAGE; set INSIGHTFLOW_BASE_IMAGE")
+        base = match.group(1)
+    return {"base_image": base, "extra_ca_certs": _extra_ca_certs(os.environ.get("INSIGHTFLOW_BUILD_EXTRA_CA", ""))}
+
+
+def _extra_ca_certs(location: str) -> str:
+    if not location.strip():
+        return ""
+    path = Path(location.strip())
+    files = sorted(path.glob("*.crt")) if path.is_dir() else [path]
+    if not files:  # a directory of local CAs with none in it: nothing to add
+        return ""
+    try:
+        pem = "".join(f.read_text() for f in files)
+    except OSError as exc:
+        raise SystemExit(f"INSIGHTFLOW_BUILD_EXTRA_CA={location}: cannot read it ({exc})") from None
+    if "-----BEGIN CERTIFICATE-----" not in pem:
+        raise SystemExit(f"INSIGHTFLOW_BUILD_EXTRA_CA={location}: no PEM certificate there")
+    return pem
 
 
 def _cause(exc: BaseException) -> str:

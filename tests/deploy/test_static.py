@@ -158,6 +158,47 @@ def test_docker_engine_is_checked_right_before_the_image_build():
     assert steps[check + 1] == "prefect_docker.deployments.steps.build_docker_image"
 
 
+def test_build_args_default_to_the_dockerfiles_base_and_no_extra_ca(monkeypatch):
+    from flows._deploy_steps import image_build_args
+
+    monkeypatch.delenv("INSIGHTFLOW_BASE_IMAGE", raising=False)
+    monkeypatch.delenv("INSIGHTFLOW_BUILD_EXTRA_CA", raising=False)
+    monkeypatch.chdir(REPO_ROOT)
+    assert image_build_args() == {
+        "base_image": f"prefecthq/prefect:{pinned_prefect_version()}-python3.11",
+        "extra_ca_certs": "",
+    }
+    monkeypatch.setenv("INSIGHTFLOW_BASE_IMAGE", "mirror.example:5000/prefect:3.8.8-python3.11")
+    assert image_build_args()["base_image"] == "mirror.example:5000/prefect:3.8.8-python3.11"
+    steps = load_prefect_yaml()["build"]
+    build = next(s for s in steps if "prefect_docker.deployments.steps.build_docker_image" in s)
+    assert build["prefect_docker.deployments.steps.build_docker_image"]["buildargs"] == {
+        "BASE_IMAGE": "{{ build-args.base_image }}",
+        "EXTRA_CA_CERTS": "{{ build-args.extra_ca_certs }}",
+    }
+
+
+def test_build_args_read_a_proxy_ca_from_a_file_or_a_directory_and_refuse_anything_else(monkeypatch, tmp_path):
+    from flows._deploy_steps import image_build_args
+
+    monkeypatch.chdir(REPO_ROOT)
+    pem = "-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n"
+    (tmp_path / "a.crt").write_text(pem)
+    (tmp_path / "b.crt").write_text(pem.replace("MIIB", "MIIC"))
+    (tmp_path / "notes.txt").write_text("not a cert")
+    monkeypatch.setenv("INSIGHTFLOW_BUILD_EXTRA_CA", str(tmp_path))
+    assert image_build_args()["extra_ca_certs"] == pem + pem.replace("MIIB", "MIIC")
+    monkeypatch.setenv("INSIGHTFLOW_BUILD_EXTRA_CA", str(tmp_path / "a.crt"))
+    assert image_build_args()["extra_ca_certs"] == pem
+    (tmp_path / "empty").mkdir()
+    monkeypatch.setenv("INSIGHTFLOW_BUILD_EXTRA_CA", str(tmp_path / "empty"))
+    assert image_build_args()["extra_ca_certs"] == ""
+    for bad in (tmp_path / "notes.txt", tmp_path / "missing.pem"):
+        monkeypatch.setenv("INSIGHTFLOW_BUILD_EXTRA_CA", str(bad))
+        with pytest.raises(SystemExit, match="INSIGHTFLOW_BUILD_EXTRA_CA="):
+            image_build_args()
+
+
 def test_docker_engine_check_exits_with_one_line_naming_the_engine_and_the_serve_command(monkeypatch):
     from flows._deploy_steps import check_docker_engine
     from tasks.core.prefect_server import free_port
@@ -261,7 +302,9 @@ def test_dockerfile_installs_the_lock_in_a_layer_below_the_code():
     # What it installs (uv.lock, as the README and CI do) is tests/unit/test_lock.py's; here, the order.
     ops = dockerfile_instructions()
     first_code_copy = next(i for i, (op, args) in enumerate(ops) if op == "COPY" and args.startswith("flows/"))
-    deps_copy = next(i for i, (op, args) in enumerate(ops) if op == "COPY" and args.startswith("pyproject.toml uv.lock"))
+    deps_copy = next(
+        i for i, (op, args) in enumerate(ops) if op == "COPY" and args.startswith("pyproject.toml uv.lock")
+    )
     deps_install = next(i for i, (op, args) in enumerate(ops) if op == "RUN" and "uv sync --frozen" in args)
     venv_copy = next(i for i, (op, args) in enumerate(ops) if op == "COPY" and args.startswith("--from=deps"))
     assert deps_copy < deps_install < venv_copy < first_code_copy, "dependencies must be layers below the code"

@@ -36,7 +36,7 @@ def test_the_check_fails_when_pyproject_gains_a_dependency_the_lock_lacks(tmp_pa
     pyproject = tmp_path / "pyproject.toml"
     text = pyproject.read_text()
     # A package nothing else in the lock requires, so the lock cannot already satisfy it.
-    pyproject.write_text(text.replace('dependencies = [\n', 'dependencies = [\n    "six==1.16.0",\n', 1))
+    pyproject.write_text(text.replace("dependencies = [\n", 'dependencies = [\n    "six==1.16.0",\n', 1))
     assert pyproject.read_text() != text
     result = uv("lock", "--check", cwd=tmp_path)
     assert result.returncode != 0
