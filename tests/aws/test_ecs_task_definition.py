@@ -197,7 +197,7 @@ def run_on_moto(template: dict, deployment_name: str) -> dict:
     configuration, result = asyncio.run(worker_side())
     cluster_name, task_arn = result.identifier.split("::", 1)
     ecs = boto3.client("ecs")
-    (task,) = ecs.describe_tasks(cluster=cluster_name, tasks=[task_arn])["tasks"]
+    (task,) = ecs.describe_tasks(cluster=cluster_name, tasks=[task_arn], include=["TAGS"])["tasks"]
     task_definition = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
     return {
         "deployment_id": deployment.id,
@@ -259,5 +259,119 @@ def test_ecs_worker_registers_and_runs_the_deployment_as_the_template_and_prefec
     assert environment["PREFECT__FLOW_NAME"] == DEPLOYMENTS[deployment_name][0]
     assert "PREFECT_API_KEY" not in environment and "PREFECT_API_AUTH_STRING" not in environment
 
+    tags = {tag["key"]: tag["value"] for tag in task.get("tags", [])}
+    assert tags["prefect.io/deployment-name"] == deployment_name
+    assert tags["prefect.io/work-pool-name"] == POOL
+
+    # The task's network interface: in the template's first private subnet, behind its security group.
+    (attachment,) = task["attachments"]
+    details = {item["name"]: item["value"] for item in attachment["details"]}
+    assert details["subnetId"] == aws["subnets"][0]
+    (eni,) = boto3.client("ec2").describe_network_interfaces(NetworkInterfaceIds=[details["networkInterfaceId"]])[
+        "NetworkInterfaces"
+    ]
+    assert [group["GroupId"] for group in eni["Groups"]] == [aws["security_group"]]
+
     stored = json.dumps([task_definition, task], default=str)
     assert API_KEY not in stored and API_AUTH_STRING not in stored
+
+
+def test_shipped_template_is_prefect_aws_default_with_only_our_defaults_set():
+    """A prefect-aws upgrade that changes its template fails here: re-dump it and set the same defaults."""
+    from prefect_aws.workers.ecs_worker import ECSWorker
+
+    shipped = json.loads(TEMPLATE_PATH.read_text())
+    default = ECSWorker.get_default_base_job_template()
+    assert shipped["job_configuration"] == default["job_configuration"]
+
+    shipped_properties = shipped["variables"]["properties"]
+    default_properties = default["variables"]["properties"]
+    changed = {
+        name
+        for name in default_properties
+        if shipped_properties.get(name, {}).get("default") != default_properties[name].get("default")
+    }
+    assert changed == {
+        "cluster",
+        "vpc_id",
+        "network_configuration",
+        "execution_role_arn",
+        "task_role_arn",
+        "configure_cloudwatch_logs",
+        "cloudwatch_logs_options",
+    }
+    for name in changed:  # otherwise the very schema prefect-aws publishes, descriptions included
+        shipped_properties[name].pop("default")
+        if "default" in default_properties[name]:
+            shipped_properties[name]["default"] = default_properties[name]["default"]
+    assert shipped["variables"] == default["variables"]
+
+
+@pytest.mark.parametrize("deployment_name", sorted(DEPLOYMENTS))
+def test_shipped_template_and_job_variables_pass_the_servers_work_pool_validation(deployment_name):
+    """What `prefect work-pool create --base-job-template` and `prefect deploy` have the server check.
+
+    The placeholder rule is the server's `validate_base_job_template` (prefect/server/schemas/actions.py)
+    over the same `find_placeholders`; importing prefect.server for it costs 4-13 s here.
+    """
+    from prefect.utilities.schema_tools import is_valid_schema, validate
+    from prefect.utilities.templating import find_placeholders
+
+    template = json.loads(TEMPLATE_PATH.read_text())
+    schema = template["variables"]
+    used = {p.name for p in find_placeholders(json.dumps(template["job_configuration"]))}
+    assert used and used <= set(schema["properties"])
+    is_valid_schema(schema, preprocess=False)
+    defaults = {name: prop["default"] for name, prop in schema["properties"].items() if prop.get("default") is not None}
+    for values in (defaults, {**defaults, **deployment_job_variables(deployment_name)}):
+        # The arguments the server's validation passes (prefect/server/api/validation.py).
+        validate(
+            values, schema, raise_on_error=True, preprocess=True, ignore_required=True, allow_none_with_default=True
+        )
+
+
+# Fargate's task sizes (AWS ECS developer guide, "Task CPU and memory"): cpu -> allowed memory MiB.
+FARGATE_SIZES = {
+    256: {512, 1024, 2048},
+    512: set(range(1024, 4096 + 1, 1024)),
+    1024: set(range(2048, 8192 + 1, 1024)),
+    2048: set(range(4096, 16384 + 1, 1024)),
+    4096: set(range(8192, 30720 + 1, 1024)),
+}
+
+
+@pytest.mark.parametrize("deployment_name", sorted(DEPLOYMENTS))
+def test_each_deployments_cpu_and_memory_is_a_size_fargate_accepts(deployment_name):
+    """Real ECS rejects other pairs at RegisterTaskDefinition; moto does not check, so this does."""
+    job_variables = deployment_job_variables(deployment_name)
+    assert (job_variables["cpu"], job_variables["memory"]) == DEPLOYMENTS[deployment_name][1:]
+    assert job_variables["memory"] in FARGATE_SIZES[job_variables["cpu"]]
+
+
+def test_every_template_placeholder_is_explained_in_the_deploy_docs():
+    placeholders = set(re.findall(r"<[A-Z_]+>", TEMPLATE_PATH.read_text()))
+    docs = (REPO_ROOT / "docs" / "deploy.md").read_text()
+    assert placeholders and {p for p in placeholders if p not in docs} == set()
+
+
+def test_api_key_secret_arn_needs_a_worker_that_has_an_api_key():
+    """prefect-aws 0.7.12 deletes PREFECT_API_KEY from the run's env unconditionally when the ARN is set.
+
+    A self-hosted server's worker has no API key, so every run would fail to submit with KeyError;
+    docs/deploy.md therefore says: self-hosted, the auth string ARN; Prefect Cloud, the API key ARN.
+    When this starts passing without the key, prefect-aws fixed it and the docs can relax.
+    """
+    from prefect.client.schemas.objects import FlowRun
+    from prefect.settings import PREFECT_API_KEY, temporary_settings
+    from prefect_aws.workers.ecs_worker import ECSJobConfiguration
+
+    configuration = ECSJobConfiguration(
+        task_definition={"containerDefinitions": [{"image": IMAGE}]},
+        prefect_api_key_secret_arn=f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:insightflow/prefect-api-key",
+        prefect_api_auth_string_secret_arn=(
+            f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:insightflow/prefect-api-auth-string"
+        ),
+    )
+    flow_run = FlowRun(id=uuid4(), name="cheerful-otter", flow_id=uuid4())
+    with temporary_settings(restore_defaults={PREFECT_API_KEY}), pytest.raises(KeyError, match="PREFECT_API_KEY"):
+        configuration.prepare_for_flow_run(flow_run)
