@@ -7,6 +7,7 @@ from prefect.yaml with the image the build step outputs), then handed to the wor
 `ECSWorker.run`, which prepares and registers the task definition and calls RunTask, against moto's
 ECS and EC2 on loopback. What moto stored is read back with describe_task_definition and
 describe_tasks and compared with values written out here from prefect.yaml's text and the template.
+Two runs per deployment: the second must reuse the first's task definition, not register a revision.
 
 No Prefect server: one takes 15-90 s to start on these machines. The worker would read the flow
 from the API, so a stub client answers that one call; the flow run, deployment and work pool are
@@ -150,8 +151,8 @@ class _FlowReader:
         return self.flow
 
 
-def run_on_moto(template: dict, deployment_name: str) -> dict:
-    """What the ECS worker does with one scheduled run of the deployment; returns ids and what moto stored."""
+def run_on_moto(template: dict, deployment_name: str, runs: int = 2) -> dict:
+    """What the ECS worker does with `runs` scheduled runs of the deployment; returns ids and what moto stored."""
     from prefect.client.schemas.objects import Flow, FlowRun, WorkPool
     from prefect.client.schemas.responses import DeploymentResponse
     from prefect.settings import (
@@ -163,8 +164,7 @@ def run_on_moto(template: dict, deployment_name: str) -> dict:
     )
     from prefect_aws.workers.ecs_worker import ECSJobConfiguration, ECSWorker
 
-    flow_name = DEPLOYMENTS[deployment_name][0]
-    flow = Flow(id=uuid4(), name=flow_name)
+    flow = Flow(id=uuid4(), name=DEPLOYMENTS[deployment_name][0])
     deployment = DeploymentResponse(
         id=uuid4(),
         name=deployment_name,
@@ -172,41 +172,45 @@ def run_on_moto(template: dict, deployment_name: str) -> dict:
         work_pool_name=POOL,
         job_variables=deployment_job_variables(deployment_name),
     )
-    flow_run = FlowRun(id=uuid4(), name="cheerful-otter", flow_id=flow.id, deployment_id=deployment.id)
     work_pool = WorkPool(id=uuid4(), name=POOL, type="ecs", base_job_template=template)
+    flow_runs = [
+        FlowRun(id=uuid4(), name=f"cheerful-otter-{n}", flow_id=flow.id, deployment_id=deployment.id)
+        for n in range(runs)
+    ]
+    worker_settings = {
+        PREFECT_API_URL: WORKER_API_URL,
+        PREFECT_API_KEY: API_KEY,
+        PREFECT_API_AUTH_STRING: API_AUTH_STRING,
+    }
 
-    async def worker_side():
-        worker_settings = {
-            PREFECT_API_URL: WORKER_API_URL,
-            PREFECT_API_KEY: API_KEY,
-            PREFECT_API_AUTH_STRING: API_AUTH_STRING,
-        }
-        with temporary_settings(updates=worker_settings):
-            configuration = await ECSJobConfiguration.resolve_for_flow_run(
-                flow_run,
-                client=_FlowReader(flow),
-                work_pool=work_pool,
-                worker_name="insightflow-ecs-worker",
-                deployment=deployment,
-            )
-        with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: False}):
-            worker = ECSWorker(work_pool_name=POOL, name="insightflow-ecs-worker")
-            result = await worker.run(flow_run, configuration)
-        return configuration, result
+    async def worker_side() -> list[str]:
+        worker = ECSWorker(work_pool_name=POOL, name="insightflow-ecs-worker")
+        identifiers = []
+        for flow_run in flow_runs:
+            with temporary_settings(updates=worker_settings):
+                configuration = await ECSJobConfiguration.resolve_for_flow_run(
+                    flow_run,
+                    client=_FlowReader(flow),
+                    work_pool=work_pool,
+                    worker_name=worker.name,
+                    deployment=deployment,
+                )
+            with temporary_settings(updates={PREFECT_LOGGING_TO_API_ENABLED: False}):
+                identifiers.append((await worker.run(flow_run, configuration)).identifier)
+        return identifiers
 
-    configuration, result = asyncio.run(worker_side())
-    cluster_name, task_arn = result.identifier.split("::", 1)
     ecs = boto3.client("ecs")
-    (task,) = ecs.describe_tasks(cluster=cluster_name, tasks=[task_arn], include=["TAGS"])["tasks"]
-    task_definition = ecs.describe_task_definition(taskDefinition=task["taskDefinitionArn"])["taskDefinition"]
+    tasks = []
+    for identifier in asyncio.run(worker_side()):
+        cluster_name, task_arn = identifier.split("::", 1)
+        (task,) = ecs.describe_tasks(cluster=cluster_name, tasks=[task_arn], include=["TAGS"])["tasks"]
+        tasks.append(task)
     return {
         "deployment_id": deployment.id,
-        "flow_run_id": flow_run.id,
-        "flow_id": flow.id,
+        "flow_run_id": flow_runs[0].id,
         "cluster_name": cluster_name,
-        "configuration": configuration,
-        "task": task,
-        "task_definition": task_definition,
+        "tasks": tasks,
+        "task_definition": ecs.describe_task_definition(taskDefinition=tasks[0]["taskDefinitionArn"])["taskDefinition"],
     }
 
 
@@ -215,7 +219,11 @@ def test_ecs_worker_registers_and_runs_the_deployment_as_the_template_and_prefec
     _, cpu, memory = DEPLOYMENTS[deployment_name]
     ran = run_on_moto(filled_template(aws), deployment_name)
     deployment_id = ran["deployment_id"]
-    task_definition, task = ran["task_definition"], ran["task"]
+    task_definition, task = ran["task_definition"], ran["tasks"][0]
+
+    # Registered once per deployment: the next run finds it equal and reuses it.
+    assert [t["taskDefinitionArn"] for t in ran["tasks"]] == [task_definition["taskDefinitionArn"]] * 2
+    assert task_definition["revision"] == 1
 
     # The task definition, as registered.
     assert task_definition["family"] == f"prefect_{POOL}_{deployment_id}"
