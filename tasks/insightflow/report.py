@@ -27,6 +27,7 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import config
+from tasks.core.aws import botocore_config
 from tasks.core.lake import Lake, LocalLake
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.findings import Findings, MartData, Query, compute_findings, read_marts
@@ -81,8 +82,11 @@ def duckdb_query(warehouse: Path) -> Query:
     return query
 
 
-def athena_query(athena_block: str, credentials_block: str) -> Query:
-    """Run SQL on Athena in dbt's prod schema, with PyAthena and the AthenaTarget + AwsCredentials blocks."""
+def athena_query(athena_block: str, credentials_block: str, poll_interval_s: float = 1.0) -> Query:
+    """Run SQL on Athena in dbt's prod schema, with PyAthena and the AthenaTarget + AwsCredentials blocks.
+
+    ``poll_interval_s`` is how often PyAthena asks whether a query finished (its default, 1 s, suits Athena).
+    """
     from prefect_aws import AwsCredentials
     from pyathena import connect
     from pyathena.cursor import DictCursor
@@ -101,6 +105,8 @@ def athena_query(athena_block: str, credentials_block: str) -> Query:
             schema_name=athena.athena_schema,
             session=credentials.get_boto3_session(),
             cursor_class=DictCursor,
+            config=botocore_config(credentials),
+            poll_interval=poll_interval_s,
             **({"endpoint_url": str(endpoint)} if endpoint else {}),
         ) as con:
             return list(con.cursor().execute(sql).fetchall())
