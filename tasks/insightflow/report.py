@@ -29,6 +29,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core import config
 from tasks.core.aws import botocore_config
 from tasks.core.lake import Lake, LocalLake
+from tasks.core.query import duckdb_query
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.findings import Findings, MartData, Query, compute_findings, read_marts
 from tasks.insightflow.render import render_charts, render_html, render_markdown
@@ -61,25 +62,6 @@ def report_fingerprint(lake: Lake, target: str) -> str:
     for path in _CODE:
         digest.update(path.read_bytes())
     return digest.hexdigest()
-
-
-def duckdb_query(warehouse: Path) -> Query:
-    """Run SQL on the DuckDB warehouse; read-only unless this process already holds it open read-write."""
-    import duckdb
-
-    def query(sql: str) -> list[dict[str, Any]]:
-        try:
-            con = duckdb.connect(str(warehouse), read_only=True)
-        except duckdb.ConnectionException:  # dbt-duckdb's instance in this process: reuse its configuration
-            con = duckdb.connect(str(warehouse))
-        try:
-            cursor = con.execute(sql)
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        finally:
-            con.close()
-
-    return query
 
 
 def athena_query(athena_block: str, credentials_block: str, poll_interval_s: float = 1.0) -> Query:
