@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 from blocks.registry import BlockPlan, GroupPlan, require
+from tasks.core.aws import client_config
 
 GROUP = "aws"
 CREDENTIALS_BLOCK = "insightflow-aws"
@@ -71,7 +72,8 @@ def plan(env: Mapping[str, str]) -> GroupPlan:
     from blocks.athena import AthenaTarget
 
     region = env.get("AWS_REGION") or env["AWS_DEFAULT_REGION"]
-    client_parameters = AwsClientParameters(endpoint_url=env.get("AWS_ENDPOINT_URL") or None)
+    # The clients' retry policy is stated in the block (prefect-aws's own field), see tasks/core/aws.py.
+    client_parameters = AwsClientParameters(endpoint_url=env.get("AWS_ENDPOINT_URL") or None, config=client_config(env))
     credentials = AwsCredentials(
         region_name=region,
         aws_client_parameters=client_parameters,

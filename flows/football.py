@@ -290,13 +290,7 @@ def main(argv: list[str] | None = None) -> int:
         full_check=args.full_check,
         full_refresh=args.full_refresh,
     )
-    if not run.state.is_completed():
-        print(f"\nFootball run failed: {run.state.result(raise_on_failure=False)}", file=sys.stderr)
-        if run.dashboard_url:
-            print(f"Dashboard: {run.dashboard_url}", file=sys.stderr)
-        return 1
-    _print_summary(run.state.result(), run.dashboard_url)
-    return 0
+    return console.exit_status(run, "Football", _print_summary)
 
 
 if __name__ == "__main__":

@@ -275,13 +275,7 @@ def main(argv: list[str] | None = None) -> int:
         run_dbt=not args.no_dbt,
         dbt_node_tasks=not args.fast_dbt,
     )
-    if not run.state.is_completed():
-        print(f"\nInsightFlow run failed: {run.state.result(raise_on_failure=False)}", file=sys.stderr)
-        if run.dashboard_url:
-            print(f"Dashboard: {run.dashboard_url}", file=sys.stderr)
-        return 1
-    _print_summary(run.state.result(), run.dashboard_url)
-    return 0
+    return console.exit_status(run, "InsightFlow", _print_summary)
 
 
 if __name__ == "__main__":

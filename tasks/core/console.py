@@ -36,6 +36,7 @@ import contextlib
 import itertools
 import logging
 import os
+import sys
 import time
 import warnings
 from collections.abc import Callable, Iterator
@@ -178,3 +179,14 @@ def run_flow(flow: Callable[..., Any], **parameters: Any) -> CommandLineRun:
         if get_current_settings().api.url is None:
             wait_until_recorded(flow_run_id)
         return CommandLineRun(state=state, dashboard_url=dashboard_url(flow_run_id))
+
+
+def exit_status(run: CommandLineRun, name: str, print_summary: Callable[[Any, str | None], None]) -> int:
+    """A command-line run's exit status: on failure its cause (and dashboard) on stderr and 1; else the summary and 0."""
+    if not run.state.is_completed():
+        print(f"\n{name} run failed: {run.state.result(raise_on_failure=False)}", file=sys.stderr)
+        if run.dashboard_url:
+            print(f"Dashboard: {run.dashboard_url}", file=sys.stderr)
+        return 1
+    print_summary(run.state.result(), run.dashboard_url)
+    return 0

@@ -27,8 +27,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core import config
 from tasks.core.lake import Lake
 from tasks.core.locks import home_lock
-
-Query = Callable[[str], list[dict[str, Any]]]
+from tasks.core.query import Query, duckdb_query
 
 ARTIFACT_KEY = "football-standings"
 LATEST_KEY = "reports/football/latest.md"
@@ -60,24 +59,6 @@ class FootballReport:
     charts: int
     markdown_bytes: int
     seconds: float
-
-
-def duckdb_query(warehouse: str) -> Query:
-    import duckdb
-
-    def query(sql: str) -> list[dict[str, Any]]:
-        try:
-            con = duckdb.connect(warehouse, read_only=True)
-        except duckdb.ConnectionException:  # dbt-duckdb's read-write instance in this process
-            con = duckdb.connect(warehouse)
-        try:
-            cursor = con.execute(sql)
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        finally:
-            con.close()
-
-    return query
 
 
 def snowflake_query(block_name: str) -> tuple[Query, Callable[[], None]]:

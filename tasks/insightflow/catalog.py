@@ -17,6 +17,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from tasks.core.aws import with_retries
 from tasks.insightflow.crawler import CRAWLER_TIMEOUT_S, CrawlResult, run_crawler
 from tasks.insightflow.glue import TRANSIENT_GLUE_ERRORS, CatalogResult, _error_code, catalog_landed, ensure_database
 
@@ -49,7 +50,8 @@ def _load_blocks(athena_block: str, credentials_block: str) -> tuple[AthenaTarge
 
     from blocks.athena import AthenaTarget
 
-    return AthenaTarget.load(athena_block, _sync=True), AwsCredentials.load(credentials_block, _sync=True)
+    credentials = with_retries(AwsCredentials.load(credentials_block, _sync=True))
+    return AthenaTarget.load(athena_block, _sync=True), credentials
 
 
 # The lake and land results are not worth hashing for a cache (and the lake holds credentials): NO_CACHE.

@@ -6,12 +6,11 @@ unchanged on DuckDB and Athena (Trino): plain selects, a join and ``date 'yyyy-m
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
-Query = Callable[[str], list[dict[str, Any]]]
+from tasks.core.query import Query
 
 HEADLINE_SQL = """
 select month_start_date, sales_myr_million, volume_index,

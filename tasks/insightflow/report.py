@@ -27,7 +27,9 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import config
+from tasks.core.aws import botocore_config
 from tasks.core.lake import Lake, LocalLake
+from tasks.core.query import duckdb_query
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.findings import Findings, MartData, Query, compute_findings, read_marts
 from tasks.insightflow.render import render_charts, render_html, render_markdown
@@ -62,27 +64,11 @@ def report_fingerprint(lake: Lake, target: str) -> str:
     return digest.hexdigest()
 
 
-def duckdb_query(warehouse: Path) -> Query:
-    """Run SQL on the DuckDB warehouse; read-only unless this process already holds it open read-write."""
-    import duckdb
+def athena_query(athena_block: str, credentials_block: str, poll_interval_s: float = 1.0) -> Query:
+    """Run SQL on Athena in dbt's prod schema, with PyAthena and the AthenaTarget + AwsCredentials blocks.
 
-    def query(sql: str) -> list[dict[str, Any]]:
-        try:
-            con = duckdb.connect(str(warehouse), read_only=True)
-        except duckdb.ConnectionException:  # dbt-duckdb's instance in this process: reuse its configuration
-            con = duckdb.connect(str(warehouse))
-        try:
-            cursor = con.execute(sql)
-            names = [d[0] for d in cursor.description]
-            return [dict(zip(names, row, strict=True)) for row in cursor.fetchall()]
-        finally:
-            con.close()
-
-    return query
-
-
-def athena_query(athena_block: str, credentials_block: str) -> Query:
-    """Run SQL on Athena in dbt's prod schema, with PyAthena and the AthenaTarget + AwsCredentials blocks."""
+    ``poll_interval_s`` is how often PyAthena asks whether a query finished (its default, 1 s, suits Athena).
+    """
     from prefect_aws import AwsCredentials
     from pyathena import connect
     from pyathena.cursor import DictCursor
@@ -101,6 +87,8 @@ def athena_query(athena_block: str, credentials_block: str) -> Query:
             schema_name=athena.athena_schema,
             session=credentials.get_boto3_session(),
             cursor_class=DictCursor,
+            config=botocore_config(credentials),
+            poll_interval=poll_interval_s,
             **({"endpoint_url": str(endpoint)} if endpoint else {}),
         ) as con:
             return list(con.cursor().execute(sql).fetchall())

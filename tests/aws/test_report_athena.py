@@ -67,19 +67,9 @@ GROUP_SALES = [
 ]
 
 
-def test_prod_report_reads_the_marts_from_athena_through_the_blocks(aws_credentials, moto_server):
-    from blocks.athena import AthenaTarget
-    from tasks.insightflow.findings import compute_findings, read_marts
-    from tasks.insightflow.report import athena_query
-
-    AthenaTarget(
-        region=REGION,
-        work_group="primary",
-        athena_schema="insightflow_report_test",
-        s3_staging_dir="s3://insightflow-athena-results/staging/",
-    ).save("report-test-athena", overwrite=True)
-    aws_credentials.save("report-test-aws", overwrite=True)
-    queued = [
+def queued_results() -> list[dict]:
+    """The four results the report's queries get, in order (moto answers queries from this queue)."""
+    return [
         _result(
             HEADLINE,
             [
@@ -106,8 +96,24 @@ def test_prod_report_reads_the_marts_from_athena_through_the_blocks(aws_credenti
             ],
         ),
     ]
+
+
+def test_prod_report_reads_the_marts_from_athena_through_the_blocks(aws_credentials, moto_server):
+    from blocks.athena import AthenaTarget
+    from tasks.insightflow.findings import compute_findings, read_marts
+    from tasks.insightflow.report import athena_query
+
+    AthenaTarget(
+        region=REGION,
+        work_group="primary",
+        athena_schema="insightflow_report_test",
+        s3_staging_dir="s3://insightflow-athena-results/staging/",
+    ).save("report-test-athena", overwrite=True)
+    aws_credentials.save("report-test-aws", overwrite=True)
     httpx.post(
-        f"{moto_server}/moto-api/static/athena/query-results", timeout=10, json={"region": REGION, "results": queued}
+        f"{moto_server}/moto-api/static/athena/query-results",
+        timeout=10,
+        json={"region": REGION, "results": queued_results()},
     ).raise_for_status()
 
     data = read_marts(athena_query("report-test-athena", "report-test-aws"))

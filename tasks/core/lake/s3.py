@@ -14,14 +14,19 @@ prefect-aws quirks this module works around (prefect-aws 0.7.12):
 - ``list_objects(folder)`` is a plain prefix match (``iowrt`` also matches ``iowrt_3d/``) and with an
   empty folder lists ``<bucket_folder>`` without a slash; we pass a trailing slash and filter again.
 - The block has no delete; ``delete`` uses the block's own boto3 S3 client.
+
+An access denial is re-raised as ``PermissionError`` naming the IAM action and the object, since S3's
+own answer ("Access Denied") names neither; the actions are the ones deploy/iam/insightflow-task-policy.json grants.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
+from tasks.core.aws import with_retries
 from tasks.core.lake.base import TMP_MARKER, Lake
 
 if TYPE_CHECKING:
@@ -29,6 +34,7 @@ if TYPE_CHECKING:
 
 DEFAULT_LAKE_BLOCK = "insightflow-lake"
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
+_DENIED_CODES = ("AccessDenied", "403", "Forbidden", "AllAccessDisabled")
 
 
 def _check_key(key: str) -> str:
@@ -38,12 +44,22 @@ def _check_key(key: str) -> str:
     return key
 
 
+def _raise_if_denied(exc: Exception, action: str, uri: str) -> None:
+    code = exc.response.get("Error", {}).get("Code") if isinstance(exc, ClientError) else None
+    if code in _DENIED_CODES or (isinstance(exc, S3UploadFailedError) and "(AccessDenied)" in str(exc)):
+        raise PermissionError(
+            f"S3 denied {action} on {uri}: the credentials' IAM policy does not allow it "
+            "(deploy/iam/insightflow-task-policy.json lists what the flows need)"
+        ) from exc
+
+
 class S3Lake(Lake):
     """A lake in an S3 bucket; keys live under the block's ``bucket_folder``."""
 
     def __init__(self, bucket: S3Bucket):
         if bucket.bucket_folder.startswith("/"):
             raise ValueError(f"S3 bucket folder {bucket.bucket_folder!r} must not start with '/'")
+        with_retries(bucket.credentials)
         self.bucket = bucket
         self.folder = bucket.bucket_folder.strip("/")
 
@@ -67,21 +83,36 @@ class S3Lake(Lake):
         _check_key(key)
         return f"{self.folder}/{key}" if self.folder else key
 
+    def _s3_uri(self, object_key: str) -> str:
+        return f"s3://{self.bucket.bucket_name}/{object_key}"
+
     def read(self, key: str) -> bytes | None:
+        object_key = self._object_key(key)
         try:
-            return self.bucket.read_path(self._object_key(key), _sync=True)
+            return self.bucket.read_path(object_key, _sync=True)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in _MISSING_CODES:
                 return None
+            _raise_if_denied(exc, "s3:GetObject", self._s3_uri(object_key))
             raise
 
     def write(self, key: str, data: bytes) -> None:
-        self.bucket.write_path(self._object_key(key), data, _sync=True)
+        object_key = self._object_key(key)
+        try:
+            self.bucket.write_path(object_key, data, _sync=True)
+        except (ClientError, S3UploadFailedError) as exc:
+            _raise_if_denied(exc, "s3:PutObject", self._s3_uri(object_key))
+            raise
 
     def delete(self, key: str) -> None:
         # S3 answers 204 for a key that does not exist, so this is idempotent like LocalLake.delete.
+        object_key = self._object_key(key)
         client = self.bucket.credentials.get_client("s3")
-        client.delete_object(Bucket=self.bucket.bucket_name, Key=self._object_key(key))
+        try:
+            client.delete_object(Bucket=self.bucket.bucket_name, Key=object_key)
+        except ClientError as exc:
+            _raise_if_denied(exc, "s3:DeleteObject", self._s3_uri(object_key))
+            raise
 
     def list(self, prefix: str) -> list[str]:
         relative = prefix.strip("/")
@@ -89,7 +120,11 @@ class S3Lake(Lake):
             _check_key(relative)
             relative += "/"
         wanted = f"{self.folder}/{relative}" if self.folder else relative
-        objects = self.bucket.list_objects(relative, _sync=True)
+        try:
+            objects = self.bucket.list_objects(relative, _sync=True)
+        except ClientError as exc:
+            _raise_if_denied(exc, "s3:ListBucket", f"s3://{self.bucket.bucket_name} (prefix {wanted})")
+            raise
         strip = len(self.folder) + 1 if self.folder else 0
         return sorted(
             obj["Key"][strip:]
