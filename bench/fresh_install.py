@@ -74,21 +74,23 @@ def main() -> None:
     print(f"README run command: {command}")
     print(f"cache: {'warm (this machine)' if args.warm else 'cold (empty uv and pip caches)'}")
 
-    figures: dict[str, float] = {}
+    def report(name: str, seconds: float) -> float:
+        print(f"  {name:<52} {seconds:7.1f} s", flush=True)
+        return seconds
+
     with tempfile.TemporaryDirectory(prefix="insightflow-fresh-") as tmp:
         work = Path(tmp)
         clone = fresh_copy(work)
         env = fresh_env(work, args.warm)
-        figures["install (README)"] = timed(install, clone, env)
-        figures["first --sample run"] = timed(run, clone, env)
-        figures["install + first run"] = figures["install (README)"] + figures["first --sample run"]
+        installed = report("install (README)", timed(install, clone, env))
+        first_run = report("first --sample run", timed(run, clone, env))
+        report("install + first run", installed + first_run)
         if args.compare_pip:
             other = fresh_copy(work / "pip")
-            figures["install with pip install -e . (before the lock)"] = timed(
-                "python3.11 -m venv .venv && .venv/bin/pip install -q -e .", other, fresh_env(work / "pip", False)
+            command = "python3.11 -m venv .venv && .venv/bin/pip install -q -e ."
+            report(
+                "install with pip install -e . (before the lock)", timed(command, other, fresh_env(work / "pip", False))
             )
-    for name, seconds in figures.items():
-        print(f"  {name:<52} {seconds:7.1f} s")
 
 
 if __name__ == "__main__":
