@@ -63,4 +63,5 @@ select
 from growth_as_known
 left join {{ ref('int_fuelprice_monthly_changes') }} as fuel
     on growth_as_known.month_start_date = fuel.month_start_date
+order by growth_as_known.month_start_date, growth_as_known.msic_group_code
 {%- endmacro %}
