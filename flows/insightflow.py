@@ -121,6 +121,7 @@ def insightflow(
     target: Literal["dev", "prod"] = "dev",
     sample: bool = False,
     sample_faults: dict[str, str] | None = None,
+    sample_release: int = 0,
     home: str | None = None,
     dosm_base_url: str | None = None,
     datagovmy_base_url: str | None = None,
@@ -143,13 +144,14 @@ def insightflow(
 
     with contextlib.ExitStack() as stack:
         if sample:
-            server = stack.enter_context(sample_server(sample_faults).running())
+            server = stack.enter_context(sample_server(sample_faults, release=sample_release).running())
             dosm_base_url = datagovmy_base_url = server.url()
             logger.info("sample mode: serving the deterministic sample from %s", server.url())
         stack.enter_context(home_lock(home_dir, timeout_s=lock_timeout_s, what="insightflow"))
         lake = open_lake(target, home, lake_block)
         if isinstance(lake, LocalLake):
             lake.sweep_temporary("raw")
+            lake.sweep_temporary("history")
 
         urls = [source_url(DATASETS[n], dosm_base_url, datagovmy_base_url) for n in names]
         fetched = fetch_dataset.map(names, urls, unmapped(lake))
@@ -253,6 +255,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DATASET=FAULT",
         help="with --sample, serve a broken payload for a dataset to try the failure path (e.g. fuelprice=html)",
     )
+    parser.add_argument(
+        "--sample-release",
+        type=int,
+        default=0,
+        metavar="N",
+        help="with --sample, serve the N-th later release: N new months, each release revising the 3 before it",
+    )
     parser.add_argument("--datasets", nargs="*", choices=sorted(DATASETS), help="only these datasets (default: all)")
     parser.add_argument("--home", help="INSIGHTFLOW_HOME to use (default: $INSIGHTFLOW_HOME or ./.insightflow)")
     parser.add_argument("--target", choices=["dev", "prod"], default="dev")
@@ -264,11 +273,16 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.sample_fault and not args.sample:
         parser.error("--sample-fault needs --sample")
+    if args.sample_release and not args.sample:
+        parser.error("--sample-release needs --sample")
+    if args.sample_release < 0:
+        parser.error("--sample-release must be 0 or more")
     run = console.run_flow(
         insightflow,
         datasets=args.datasets,
         sample=args.sample,
         sample_faults=dict(args.sample_fault) or None,
+        sample_release=args.sample_release,
         home=args.home,
         target=args.target,
         full_refresh=args.full_refresh,

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from tasks.insightflow.contracts import Dataset, get_dataset
+from tasks.insightflow.history import VERSION_COLUMNS, history_prefix, history_table_name
 
 if TYPE_CHECKING:
     from tasks.core.lake import Lake
@@ -83,6 +84,8 @@ class CatalogResult:
     partitions_created: list[str] = field(default_factory=list)
     partitions_updated: list[str] = field(default_factory=list)
     partitions_deleted: list[str] = field(default_factory=list)
+    # the <dataset>_history table: every landed version (tasks/insightflow/history.py)
+    history_partitions_created: list[str] = field(default_factory=list)
 
 
 def hive_type(arrow_type: str) -> str:
@@ -114,11 +117,13 @@ def table_columns(
     return [{"Name": name, "Type": glue_type} for name, glue_type in columns.items()]
 
 
-def table_input(dataset: Dataset, columns: list[dict[str, str]], location: str) -> dict[str, Any]:
+def table_input(
+    dataset: Dataset, columns: list[dict[str, str]], location: str, name: str | None = None
+) -> dict[str, Any]:
     """The Glue ``TableInput`` for an external Parquet table at ``location`` (an ``s3://…/`` folder)."""
     return {
-        "Name": dataset.name,
-        "Description": dataset.description,
+        "Name": name or dataset.name,
+        "Description": dataset.description if name is None else f"Every landed version: {dataset.description}",
         "TableType": "EXTERNAL_TABLE",
         "Parameters": {"classification": "parquet", "EXTERNAL": "TRUE"},
         "PartitionKeys": [{"Name": k, "Type": "string"} for k in PARTITION_KEYS] if dataset.partition_by_date else [],
@@ -170,15 +175,20 @@ def ensure_database(glue: GlueClient, database: str) -> bool:
 
 
 def sync_table(
-    glue: GlueClient, database: str, dataset: Dataset, landed: Sequence[tuple[str, str]], location: str
+    glue: GlueClient,
+    database: str,
+    dataset: Dataset,
+    landed: Sequence[tuple[str, str]],
+    location: str,
+    name: str | None = None,
 ) -> tuple[str, dict[str, Any]]:
-    """Create or update the dataset's table; returns (action, TableInput)."""
+    """Create or update the dataset's table (or, with ``name``, its history table); returns (action, TableInput)."""
     try:
-        current = glue.get_table(DatabaseName=database, Name=dataset.name)["Table"]
+        current = glue.get_table(DatabaseName=database, Name=name or dataset.name)["Table"]
     except glue.exceptions.EntityNotFoundException:
         current = None
     existing = current["StorageDescriptor"]["Columns"] if current else []
-    wanted = table_input(dataset, table_columns(dataset, landed, existing), location)
+    wanted = table_input(dataset, table_columns(dataset, landed, existing), location, name)
     if current is None:
         glue.create_table(DatabaseName=database, TableInput=wanted)
         return "created", wanted
@@ -273,12 +283,30 @@ def catalog_landed(glue: GlueClient, database: str, lake: Lake, result: Any) -> 
     if not location.startswith("s3://"):
         raise ValueError(f"Glue tables need an S3 lake; {dataset.name} landed in {location}")
     action, table = sync_table(glue, database, dataset, result.columns, location)
+    # History rows are the partition's rows plus the version columns; the table exists from the first landing.
+    _, history = sync_table(
+        glue,
+        database,
+        dataset,
+        [*result.columns, *VERSION_COLUMNS],
+        lake.uri(history_prefix(dataset.name)),
+        name=history_table_name(dataset.name),
+    )
     if not dataset.partition_by_date:
         return CatalogResult(dataset.name, dataset.name, action)
+    # Partitions only ever gain versions; a partition the source dropped keeps its history. Offered like the
+    # raw partitions below, so a run that died before cataloguing is made good by the next.
+    history_created, _ = register_partitions(
+        glue,
+        database,
+        history,
+        result.versions_recorded,
+        ensure=[*result.partitions_written, *result.partitions_unchanged],
+    )
     # A run that died after landing but before cataloguing leaves partitions that are "unchanged" now:
     # offer them too; Glue answers AlreadyExists for the ones it has, which costs nothing.
     created, updated = register_partitions(
         glue, database, table, result.partitions_written, ensure=result.partitions_unchanged
     )
     deleted = delete_partitions(glue, database, dataset.name, result.partitions_deleted)
-    return CatalogResult(dataset.name, dataset.name, action, created, updated, deleted)
+    return CatalogResult(dataset.name, dataset.name, action, created, updated, deleted, history_created)

@@ -2,7 +2,8 @@
 
 The lake keeps, per dataset, one Parquet object per ``year=YYYY/month=MM`` partition and a
 ``_manifest.json`` written last: the source's ETag/Last-Modified/sha256 for conditional requests,
-and each partition's sha256 so an unchanged partition is never rewritten.
+and each partition's sha256 so an unchanged partition is never rewritten. Every version a partition
+ever had is also kept under ``history/`` (tasks/insightflow/history.py), written before the partition.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core.lake import Lake
 from tasks.insightflow.contracts import Dataset, get_dataset, manifest_key, partition_object_key
 from tasks.insightflow.fetch import Fetched
+from tasks.insightflow.history import backfill_history, latest_versions, record_version, source_modified_at
 from tasks.insightflow.validate import Validated
 
 PARQUET_COMPRESSION = "snappy"  # read by Athena, DuckDB and Spark alike
@@ -38,6 +40,8 @@ class LandResult:
     partitions_written: list[str] = field(default_factory=list)
     partitions_unchanged: list[str] = field(default_factory=list)
     partitions_deleted: list[str] = field(default_factory=list)
+    # partitions that gained a version under history/ (written ones, and backfilled ones of older lakes)
+    versions_recorded: list[str] = field(default_factory=list)
     columns: list[tuple[str, str]] = field(default_factory=list)
     source_etag: str | None = None
     note: str = ""
@@ -78,6 +82,10 @@ def land(lake: Lake, dataset: Dataset, table: pa.Table, fetched: Fetched) -> Lan
     """
     previous = lake.read_json(manifest_key(dataset.name)) or {}
     old_parts: dict[str, dict] = previous.get("partitions") or {}
+    seen_at = datetime.now(UTC)
+    modified = source_modified_at(fetched.last_modified)
+    previous_landed = datetime.fromisoformat(previous["landed_at"]) if previous.get("landed_at") else seen_at
+    latest: dict[str, str] | None = None  # history listed once, only if some partition needs a version
     result = LandResult(
         dataset=dataset.name,
         status="landed",
@@ -92,14 +100,26 @@ def land(lake: Lake, dataset: Dataset, table: pa.Table, fetched: Fetched) -> Lan
         key = partition_object_key(dataset.name, partition)
         parts[partition] = {"key": key, "rows": rows.num_rows, "bytes": len(data), "sha256": digest}
         result.bytes += len(data)
-        if old_parts.get(partition, {}).get("sha256") == digest:
+        old = old_parts.get(partition, {})
+        unchanged = old.get("sha256") == digest
+        if unchanged and "version" in old:
+            parts[partition]["version"] = old["version"]
+            result.partitions_unchanged.append(partition)
+            continue
+        if latest is None:
+            latest = latest_versions(lake, dataset.name)
+        # The version goes to history/ before the partition is replaced: nothing landed is ever lost.
+        when = previous_landed if unchanged else seen_at  # unchanged without a version: an older lake
+        parts[partition]["version"] = record_version(lake, dataset, partition, rows, digest, when, modified, latest)
+        result.versions_recorded.append(partition)
+        if unchanged:
             result.partitions_unchanged.append(partition)
             continue
         lake.write(key, data)
         result.partitions_written.append(partition)
     manifest = {
         "dataset": dataset.name,
-        "landed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "landed_at": seen_at.isoformat(timespec="seconds"),
         "rows": table.num_rows,
         "columns": result.columns,
         "source": {
@@ -148,6 +168,9 @@ def land_dataset(validated: Validated, lake: Lake) -> LandResult:
     if validated.table is None:
         if fetched.status == "same_content":
             remember_source(lake, fetched)
+        backfilled = backfill_history(lake, get_dataset(fetched.dataset))
+        if backfilled:
+            get_run_logger().info("%s: history backfilled for %d landed partition(s)", fetched.dataset, len(backfilled))
         previous = lake.read_json(manifest_key(fetched.dataset)) or {}
         parts = sorted(previous.get("partitions") or {})
         return LandResult(
@@ -158,15 +181,17 @@ def land_dataset(validated: Validated, lake: Lake) -> LandResult:
             partitions_unchanged=parts,
             columns=[tuple(c) for c in previous.get("columns", [])],
             source_etag=fetched.etag,
+            versions_recorded=backfilled,
             note="HTTP 304 Not Modified" if fetched.status == "not_modified" else "same content hash",
         )
     result = land(lake, get_dataset(fetched.dataset), validated.table, fetched)
     get_run_logger().info(
-        "%s: %d rows; %d partition(s) written, %d unchanged, %d deleted",
+        "%s: %d rows; %d partition(s) written, %d unchanged, %d deleted; %d version(s) kept in history",
         result.dataset,
         result.rows,
         len(result.partitions_written),
         len(result.partitions_unchanged),
         len(result.partitions_deleted),
+        len(result.versions_recorded),
     )
     return result

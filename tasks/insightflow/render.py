@@ -211,9 +211,13 @@ def _html_list(pairs: list[tuple[str, list[str]]]) -> str:
     return "<ul>" + "".join(items) + "</ul>"
 
 
-def render_markdown(found: Findings, charts: dict[str, tuple[str, bytes]], header: dict[str, str]) -> str:
+def render_markdown(
+    found: Findings, charts: dict[str, tuple[str, bytes]], header: dict[str, str], revisions: str = ""
+) -> str:
+    """The report as markdown; ``revisions`` is the Revisions section's markdown (tasks/insightflow/revisions.py)."""
     parts = [f"# {TITLE}", f"_{_subtitle(header, found)}_", "## Findings"]
     parts += [_markdown_list(findings_sentences(found)), "## Caveats", _markdown_list(caveat_sentences(found))]
+    parts += [revisions] if revisions else []
     parts += ["## Charts"] + [f"![{alt}]({_data_uri(png)})" for alt, png in charts.values()]
     return "\n\n".join(parts) + "\n"
 
@@ -221,11 +225,15 @@ def render_markdown(found: Findings, charts: dict[str, tuple[str, bytes]], heade
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1040px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
     "img{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0 1.5em}.sub{color:#666;font-style:italic}"
-    "li{margin:.3em 0}"
+    "li{margin:.3em 0}table{border-collapse:collapse;margin:.5em 0 1.5em}"
+    "td,th{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:left}"
 )
 
 
-def render_html(found: Findings, charts: dict[str, tuple[str, bytes]], header: dict[str, str]) -> str:
+def render_html(
+    found: Findings, charts: dict[str, tuple[str, bytes]], header: dict[str, str], revisions: str = ""
+) -> str:
+    """The report as a standalone page; ``revisions`` is the Revisions section's HTML."""
     figures = "".join(
         f'<figure><img alt="{html.escape(alt)}" src="{_data_uri(png)}"></figure>' for alt, png in charts.values()
     )
@@ -234,6 +242,6 @@ def render_html(found: Findings, charts: dict[str, tuple[str, bytes]], header: d
         f"<style>{_CSS}</style></head><body><h1>{html.escape(TITLE)}</h1>"
         f'<p class="sub">{html.escape(_subtitle(header, found))}</p>'
         f"<h2>Findings</h2>{_html_list(findings_sentences(found))}"
-        f"<h2>Caveats</h2>{_html_list(caveat_sentences(found))}"
+        f"<h2>Caveats</h2>{_html_list(caveat_sentences(found))}{revisions}"
         f"<h2>Charts</h2>{figures}</body></html>\n"
     )

@@ -5,6 +5,7 @@ cannot interleave their reports). It reads the marts through the warehouse the r
 file locally, and on ``target=prod`` Athena itself, with PyAthena (installed with dbt-athena)
 connecting through the same ``AthenaTarget`` and AWS credentials blocks dbt's prod target is built from. The SQL is plain enough for both engines;
 the arithmetic (indexing, year-on-year growth, ranking) happens here, in Python, on a few hundred rows.
+Its Revisions section (tasks/insightflow/revisions.py) lists what DOSM revised since the previous report.
 
 It publishes the markdown artifact ``insightflow-report`` (charts as PNG data URIs, which Prefect's UI
 renders), a standalone HTML page in the lake (``reports/insightflow/<date>-<run>.html`` and
@@ -33,6 +34,9 @@ from tasks.core.query import duckdb_query
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.findings import Findings, MartData, Query, compute_findings, read_marts
 from tasks.insightflow.render import render_charts, render_html, render_markdown
+from tasks.insightflow.revisions import Revisions, read_revisions
+from tasks.insightflow.revisions import render_html as revisions_html
+from tasks.insightflow.revisions import render_markdown as revisions_markdown
 from tasks.insightflow.warehouse import inputs_fingerprint
 
 ARTIFACT_KEY = "insightflow-report"
@@ -96,12 +100,17 @@ def athena_query(athena_block: str, credentials_block: str, poll_interval_s: flo
     return query
 
 
-def _read(target: str, home: str | None, athena_block: str, credentials_block: str) -> MartData:
+def _read(
+    target: str, home: str | None, athena_block: str, credentials_block: str, since: str | None = None
+) -> tuple[MartData, Revisions]:
+    """The marts' rows, and the revisions first seen after ``since`` (the previous report's time)."""
     source = "DuckDB" if target == "dev" else "Athena"
     try:
         if target == "dev":
-            return read_marts(duckdb_query(config.warehouse_path(home)))
-        return read_marts(athena_query(athena_block, credentials_block))
+            query = duckdb_query(config.warehouse_path(home))
+        else:
+            query = athena_query(athena_block, credentials_block)
+        return read_marts(query), read_revisions(query, since)
     except Exception as exc:
         raise RuntimeError(f"insightflow report: reading the marts from {source} failed: {exc}") from exc
 
@@ -148,15 +157,17 @@ def _republish(lake: Lake, state: dict, run_name: str, started: float) -> Report
     )
 
 
-def build_report(data: MartData, run_name: str, target: str, generated_at: str) -> tuple[Findings, str, str, dict]:
-    """Findings, markdown and HTML for ``data``; also each chart's PNG size."""
+def build_report(
+    data: MartData, run_name: str, target: str, generated_at: str, revisions: Revisions | None = None
+) -> tuple[Findings, str, str, dict]:
+    """Findings, markdown and HTML for ``data`` (with a Revisions section when given); also each chart's PNG size."""
     found = compute_findings(data)
     charts = render_charts(data, found)
     header = {"run_name": run_name, "target": target, "generated_at": generated_at}
     return (
         found,
-        render_markdown(found, charts, header),
-        render_html(found, charts, header),
+        render_markdown(found, charts, header, revisions_markdown(revisions) if revisions else ""),
+        render_html(found, charts, header, revisions_html(revisions) if revisions else ""),
         {name: len(png) for name, (_, png) in charts.items()},
     )
 
@@ -186,10 +197,11 @@ def publish_insightflow_report(
             logger.info("report: marts unchanged; republished %s in %.3fs", reused.html_uri, reused.seconds)
             return reused
 
-    generated_at = f"{datetime.now(UTC):%Y-%m-%d %H:%M} UTC"
-    _, markdown, html, png_bytes = build_report(
-        _read(target, home, athena_block, credentials_block), run_name, target, generated_at
-    )
+    now = datetime.now(UTC)
+    generated_at = f"{now:%Y-%m-%d %H:%M} UTC"
+    # Revisions are counted from the previous report on: values first seen after it was published.
+    data, revisions = _read(target, home, athena_block, credentials_block, since=state.get("published_at"))
+    _, markdown, html, png_bytes = build_report(data, run_name, target, generated_at, revisions)
     html_key = f"{PREFIX}/{stem}.html"
     lake.write(html_key, html.encode())
     lake.write(LATEST_HTML, html.encode())
@@ -201,6 +213,7 @@ def publish_insightflow_report(
             "html_key": html_key,
             "run_name": run_name,
             "generated_at": generated_at,
+            "published_at": f"{now:%Y-%m-%d %H:%M:%S}",
             "png_bytes": png_bytes,
         },
     )

@@ -4,6 +4,9 @@
 (``/iowrt/iowrt.parquet`` …) with ETag/Last-Modified and 304s, so sample data enters through the
 same fetch → validate → land path as live data. Fault modes make it misbehave the ways real hosts
 do (5xx bursts, 429 with Retry-After, slow or truncated bodies, HTML with 200, schema drift).
+``publish_release(k)`` (or ``sample_server(release=k)``) is the revision mode: the trade indices as
+the k-th later release publishes them, one new month each and the three before it revised, with a
+later Last-Modified, as DOSM does.
 """
 
 from __future__ import annotations
@@ -21,8 +24,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from tasks.insightflow.contracts import DATASETS
-from tasks.insightflow.sample_data import SAMPLE_TABLES, parquet_bytes
+from tasks.insightflow.sample_data import RELEASED_TABLES, SAMPLE_TABLES, parquet_bytes
 
+RELEASE_INTERVAL_S = 30 * 86_400  # each sample release is Last-Modified about a month after the one before
 FAULTS = (
     "html",
     "truncated",
@@ -98,6 +102,17 @@ class SampleServer:
     def replace(self, path: str, content: bytes) -> None:
         with self._lock:
             self.payloads[path] = content
+
+    def publish_release(self, release: int) -> None:
+        """Serve the trade indices as sample release ``release`` publishes them (0 is the standard sample)."""
+        if release < 0:
+            raise ValueError(f"sample release must be 0 or later, not {release}")
+        tables = {DATASETS[name].path: build(release) for name, build in RELEASED_TABLES.items()}
+        payloads = {path: parquet_bytes(table) for path, table in tables.items()}
+        with self._lock:
+            self.tables.update(tables)
+            self.payloads.update(payloads)
+            self.last_modified = formatdate(1_700_000_000 + release * RELEASE_INTERVAL_S, usegmt=True)
 
     def count(self, path: str) -> int:
         return sum(1 for r in self.requests if r["path"] == path)
@@ -188,11 +203,14 @@ class SampleServer:
             server.server_close()
 
 
-def sample_server(faults: dict[str, str] | None = None) -> SampleServer:
+def sample_server(faults: dict[str, str] | None = None, release: int = 0) -> SampleServer:
     """A server publishing the deterministic sample; ``faults`` is keyed by dataset name."""
     tables = {DATASETS[name].path: build() for name, build in SAMPLE_TABLES.items()}
-    return SampleServer(
+    server = SampleServer(
         payloads={p: parquet_bytes(t) for p, t in tables.items()},
         tables=tables,
         faults={DATASETS[k].path: v for k, v in (faults or {}).items()},
     )
+    if release:
+        server.publish_release(release)
+    return server

@@ -24,6 +24,8 @@ FUEL_FIRST_WEEK = date(2017, 3, 30)
 FUEL_LAST_WEEK = date(2025, 10, 30)
 BUDI95_START = date(2025, 9, 30)
 DIESEL_SPLIT = date(2024, 6, 13)
+# Each later sample release (the fixture's revision mode) publishes one new month and revises this many before it.
+REVISED_MONTHS = 3
 
 # 3-digit MSIC groups of Section G with their English titles and a rough share of trade sales.
 MSIC_GROUPS: dict[str, tuple[str, float]] = {
@@ -148,22 +150,73 @@ def _series_rows(months: list[date], sales: list[float], volume: list[float]) ->
     return rows
 
 
+def release_month(release: int) -> date:
+    """The newest month of sample release ``release`` (0 is the standard sample; each later one adds a month)."""
+    index = LAST_MONTH.year * 12 + LAST_MONTH.month - 1 + release
+    return date(index // 12, index % 12 + 1, 1)
+
+
+def revised_in(release: int) -> list[date]:
+    """The already-published months release ``release`` (>= 1) revises: the REVISED_MONTHS before its new month."""
+    return [release_month(release - n) for n in range(REVISED_MONTHS, 0, -1)] if release >= 1 else []
+
+
+def _trend(i: int, m: date) -> float:
+    trend = (1.004) ** i * (1 + 0.04 * math.sin(2 * math.pi * (m.month - 3) / 12))
+    if m.year == 2020 and 4 <= m.month <= 6:
+        trend *= 0.72  # movement control order
+    return trend
+
+
+def _level(
+    code: str, share: float, i: int, m: date, fuel: dict[date, float], rng: random.Random
+) -> tuple[float, float]:
+    trend = _trend(i, m)
+    price = fuel.get(m, 2.05) / 2.05 if code in {"473", "451", "453"} else 1.0
+    s = 125_000 * share * trend * price * (1 + rng.gauss(0, 0.015))
+    return round(s, 1), round(100 * trend * (1 + rng.gauss(0, 0.01)), 1)
+
+
 @functools.cache
-def iowrt_3d_table() -> pa.Table:
+def _first_levels(release: int) -> dict[str, tuple[list[date], list[float], list[float]]]:
+    """Each group's months and levels as first published (before any revision), up to the release's month."""
     rng = random.Random(SEED + 2)
-    months = _months()
+    base = _months()
     fuel = _monthly_fuel_index()
-    series, dates, groups, sales_col, volume_col = [], [], [], [], []
+    out = {}
     for code, (_, share) in MSIC_GROUPS.items():
-        sales, volume = [], []
-        for i, m in enumerate(months):
-            trend = (1.004) ** i * (1 + 0.04 * math.sin(2 * math.pi * (m.month - 3) / 12))
-            if m.year == 2020 and 4 <= m.month <= 6:
-                trend *= 0.72  # movement control order
-            price = fuel.get(m, 2.05) / 2.05 if code in {"473", "451", "453"} else 1.0
-            s = 125_000 * share * trend * price * (1 + rng.gauss(0, 0.015))
-            sales.append(round(s, 1))
-            volume.append(round(100 * trend * (1 + rng.gauss(0, 0.01)), 1))
+        levels = [_level(code, share, i, m, fuel, rng) for i, m in enumerate(base)]
+        out[code] = (base, [s for s, _ in levels], [v for _, v in levels])
+    for k in range(1, release + 1):
+        m = release_month(k)
+        for code, (_, share) in MSIC_GROUPS.items():
+            # a seed per (group, month), so later releases never shift the values of earlier ones
+            s, v = _level(code, share, len(base) + k - 1, m, fuel, random.Random(f"{SEED}-{code}-{m}"))
+            months, sales, volume = out[code]
+            out[code] = ([*months, m], [*sales, s], [*volume, v])
+    return out
+
+
+def revision_factors(release: int, month: date, code: str) -> tuple[float, float]:
+    """The (sales, volume) factors release ``release`` applies to a group's month; (1, 1) leaves it as it was."""
+    rng = random.Random(f"{SEED}-revision-{release}-{code}-{month}")
+    if rng.random() < 0.4:
+        return 1.0, 1.0
+    return 1 + rng.uniform(-0.03, 0.03), 1 + rng.uniform(-0.02, 0.02)
+
+
+@functools.cache
+def iowrt_3d_table(release: int = 0) -> pa.Table:
+    """iowrt_3d as published in ``release``: release 0 is the standard sample; release k adds k months and
+    revises, in each of releases 1..k, the REVISED_MONTHS months before that release's new month."""
+    series, dates, groups, sales_col, volume_col = [], [], [], [], []
+    for code, (months, first_sales, first_volume) in _first_levels(release).items():
+        sales, volume = list(first_sales), list(first_volume)
+        for k in range(1, release + 1):
+            for m in revised_in(k):
+                i = months.index(m)
+                f_sales, f_volume = revision_factors(k, m, code)
+                sales[i], volume[i] = round(sales[i] * f_sales, 1), round(volume[i] * f_volume, 1)
         for row in _series_rows(months, sales, volume):
             series.append(row[0])
             dates.append(row[1])
@@ -182,9 +235,10 @@ def iowrt_3d_table() -> pa.Table:
 
 
 @functools.cache
-def iowrt_table() -> pa.Table:
-    detail = iowrt_3d_table().filter(pa.compute.equal(pa.compute.field("series"), "abs"))
-    months = _months()
+def iowrt_table(release: int = 0) -> pa.Table:
+    """The headline, summed (sales) and averaged (volume) from the groups of the same release."""
+    detail = iowrt_3d_table(release).filter(pa.compute.equal(pa.compute.field("series"), "abs"))
+    months = _months(FIRST_MONTH, release_month(release))
     by_month: dict[date, list[float]] = {}
     for d, s, v in zip(
         detail["date"].to_pylist(), detail["sales"].to_pylist(), detail["volume"].to_pylist(), strict=True
@@ -256,6 +310,10 @@ def parquet_bytes(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     pq.write_table(table, sink)
     return sink.getvalue()
+
+
+# The datasets a later sample release republishes (the others stay as in release 0).
+RELEASED_TABLES = {"iowrt": iowrt_table, "iowrt_3d": iowrt_3d_table}
 
 
 def sample_payloads() -> dict[str, bytes]:

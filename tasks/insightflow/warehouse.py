@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core.dbt import DbtSummary, project_dir, project_fingerprint, read_state, run_dbt, write_state
 from tasks.core.lake import Lake
 from tasks.insightflow.contracts import DATASETS, manifest_key
+from tasks.insightflow.history import history_table_name
 
 PROJECT = "insightflow"
 # dbt source name for each dataset host (dbt/insightflow/models/staging/<source>/).
@@ -33,9 +34,19 @@ def inputs_fingerprint(lake: Lake, datasets: list[str]) -> str:
     return digest.hexdigest()
 
 
+# Datasets whose every landed version dbt reads too, as the source table <dataset>_history.
+DBT_HISTORY_SOURCES = ("iowrt", "iowrt_3d")
+
+
 def exclusions_for(failed: list[str]) -> list[str]:
-    """dbt selectors for every model downstream of a dataset that did not land."""
-    return [f"source:{DBT_SOURCE_BY_HOST[DATASETS[name].host]}.{name}+" for name in sorted(failed)]
+    """dbt selectors for every model downstream of a dataset that did not land (or of its history)."""
+    selectors = []
+    for name in sorted(failed):
+        source = DBT_SOURCE_BY_HOST[DATASETS[name].host]
+        selectors.append(f"source:{source}.{name}+")
+        if name in DBT_HISTORY_SOURCES:
+            selectors.append(f"source:{source}.{history_table_name(name)}+")
+    return selectors
 
 
 @task(name="dbt-build", cache_policy=NO_CACHE)

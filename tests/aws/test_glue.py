@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import date
 
 import pyarrow as pa
+import pyarrow.parquet as pq
 import pytest
 
 from tasks.core.lake import LocalLake
@@ -309,3 +310,29 @@ def test_crawler_mode_times_out_naming_the_crawler_and_its_state(glue):
 def test_crawler_mode_explains_a_missing_crawler(glue):
     with pytest.raises(ValueError, match="Glue crawler 'nope' does not exist"):
         crawler.run_crawler(glue, "nope", sleep=lambda s: None)
+
+
+def test_history_table_keeps_every_version_of_a_revised_partition_on_s3(glue, lake):
+    first = land(lake, IOWRT, iowrt_rows([(2024, 1), (2024, 2)]), fetched("iowrt"))
+    catalog.catalog_landed(glue, DATABASE, lake, first)
+    # The publisher revises February (sales + 0.5) and adds March.
+    revised = iowrt_rows([(2024, 1), (2024, 2), (2024, 3)])
+    revised = revised.set_column(2, "sales", pa.array([100.0, 101.5, 102.0], pa.float64()))
+    second = land(lake, IOWRT, revised, fetched("iowrt", '"v2"'))
+
+    outcome = catalog.catalog_landed(glue, DATABASE, lake, second)
+
+    assert second.versions_recorded == ["year=2024/month=02", "year=2024/month=03"]
+    assert outcome.history_partitions_created == ["year=2024/month=03"]
+    history = glue.get_table(DatabaseName=DATABASE, Name="iowrt_history")["Table"]
+    assert history["StorageDescriptor"]["Location"] == "s3://insightflow-lake/lake/history/iowrt/"
+    assert columns_of(glue, "iowrt_history")[-3:] == [
+        ("version_seen_at", "timestamp"),
+        ("version_source_modified_at", "timestamp"),
+        ("volume_sa", "double"),
+    ]
+    assert sorted(glue_partitions(glue, "iowrt_history")) == [("2024", "01"), ("2024", "02"), ("2024", "03")]
+    february = lake.list("history/iowrt/year=2024/month=02/")
+    assert len(february) == 2 and len(lake.list("history/iowrt/year=2024/month=01/")) == 1
+    sales = [pq.read_table(pa.BufferReader(lake.read(key)))["sales"].to_pylist() for key in february]
+    assert sales == [[101.0], [101.5]]  # keys sort by the time each version was seen

@@ -140,3 +140,65 @@ def test_prod_report_reads_the_marts_from_athena_through_the_blocks(aws_credenti
         assert execution["WorkGroup"] == "primary"
         sqlglot.parse_one(execution["Query"], read="trino")
     assert any("date '2023-07-01'" in e["Query"] and "date '2024-07-01'" in e["Query"] for e in executions)
+
+
+REVISIONS = [
+    ("month_start_date", "date"),
+    ("msic_group_code", "varchar"),
+    ("msic_group_description", "varchar"),
+    ("previous_sales_myr_million", "double"),
+    ("sales_myr_million", "double"),
+    ("sales_revision_pct", "double"),
+    ("previous_volume_index", "double"),
+    ("volume_index", "double"),
+    ("seen_at", "timestamp"),
+]
+
+
+def test_prod_report_reads_the_revisions_since_the_previous_report_from_athena(aws_credentials, moto_server):
+    from blocks.athena import AthenaTarget
+    from tasks.insightflow.report import athena_query
+    from tasks.insightflow.revisions import read_revisions, render_markdown
+
+    AthenaTarget(
+        region=REGION,
+        work_group="primary",
+        athena_schema="insightflow_revisions_test",
+        s3_staging_dir="s3://insightflow-athena-results/staging/",
+    ).save("revisions-test-athena", overwrite=True)
+    aws_credentials.save("revisions-test-aws", overwrite=True)
+    athena = aws_credentials.get_client("athena")
+    before = set(athena.list_query_executions()["QueryExecutionIds"])
+    queued = [
+        _result(
+            REVISIONS,
+            [
+                ("2025-07-01", None, None, 200.0, 201.0, 0.5, 100.0, 100.0, "2025-09-01 05:00:00.000"),
+                ("2025-07-01", "471", "Retail sale", 50.0, 48.0, -4.0, 90.0, 91.0, "2025-09-01 05:00:00.000"),
+            ],
+        ),
+        _result([("m", "date")], [("2025-08-01",)]),
+        _result(
+            [("month_start_date", "date"), ("sales_myr_million", "double"), ("seen_at", "timestamp")],
+            [
+                ("2025-07-01", 200.0, "2025-08-01 05:00:00.000"),
+                ("2025-07-01", 201.0, "2025-09-01 05:00:00.000"),
+                ("2025-08-01", 205.0, "2025-09-01 05:00:00.000"),
+            ],
+        ),
+    ]
+    httpx.post(
+        f"{moto_server}/moto-api/static/athena/query-results", timeout=10, json={"region": REGION, "results": queued}
+    ).raise_for_status()
+
+    revisions = read_revisions(athena_query("revisions-test-athena", "revisions-test-aws"), "2025-08-15 00:00:00")
+
+    assert [(c.group_code, c.pct) for c in revisions.changes] == [("471", -4.0), (None, 0.5)]  # largest first
+    assert revisions.headline[date(2025, 7, 1)][-1][0] == 201.0 and len(revisions.headline) == 2
+    assert "2 published value(s) in 1 month(s) were revised since the previous report" in render_markdown(revisions)
+    ids = [i for i in athena.list_query_executions()["QueryExecutionIds"] if i not in before]
+    queries = [athena.get_query_execution(QueryExecutionId=i)["QueryExecution"]["Query"] for i in ids]
+    assert len(queries) == 3
+    for sql in queries:
+        sqlglot.parse_one(sql, read="trino", error_level=sqlglot.ErrorLevel.RAISE)
+    assert any("seen_at > timestamp '2025-08-15 00:00:00'" in sql for sql in queries)

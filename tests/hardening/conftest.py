@@ -28,8 +28,24 @@ def lake_snapshot(lake: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+def history_free_key(key: str) -> str:
+    """A lake key with a history version's seen-at stamp dropped (``…/<stamp>-<sha16>.parquet`` → ``…/<sha16>``).
+
+    Two homes landing the same data record the same versions at different times: same partitions, same
+    content hashes, different stamps (and version_seen_at values) in their history.
+    """
+    if not key.startswith("history/"):
+        return key
+    folder, name = key.rsplit("/", 1)
+    return f"{folder}/{name.rsplit('-', 1)[-1].removesuffix('.parquet')}"
+
+
 def warehouse_checksums(path: Path) -> dict[str, tuple[int, str]]:
-    """table → (rows, md5 of its sorted rows) for every table (the marts) in the DuckDB file."""
+    """table → (rows, md5 of its sorted rows) for every table (the marts) in the DuckDB file.
+
+    Timestamp columns are left out: they record when a run saw a version (fct_retail_sales_vintages'
+    seen_at …), which differs between two homes that landed the same data.
+    """
     import duckdb
 
     con = duckdb.connect(str(path), read_only=True)
@@ -43,9 +59,18 @@ def warehouse_checksums(path: Path) -> dict[str, tuple[int, str]]:
         ]
         out = {}
         for name in tables:
+            columns = [
+                r[0]
+                for r in con.execute(
+                    "select column_name from information_schema.columns where table_name = ? "
+                    "and data_type not like 'TIMESTAMP%' order by ordinal_position",
+                    [name],
+                ).fetchall()
+            ]
+            row = "row(" + ", ".join(f'"{c}"' for c in columns) + ")"
             rows, digest = con.execute(
-                f"select count(*), md5(coalesce(string_agg(cast(t as varchar), '|' order by cast(t as varchar)), '')) "
-                f'from "{name}" as t'
+                f"select count(*), md5(coalesce(string_agg(cast({row} as varchar), '|' "
+                f"order by cast({row} as varchar)), '')) from \"{name}\""
             ).fetchall()[0]
             out[name] = (rows, digest)
         return out

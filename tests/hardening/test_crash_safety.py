@@ -32,6 +32,7 @@ from tasks.insightflow.validate import conform
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KILLS = 20
+_EMPTY = hashlib.sha256(b"").hexdigest()[:16]
 SEED = int(os.environ.get("INSIGHTFLOW_CRASH_SEED", "20240611"))
 ROWS = 200_000
 
@@ -159,10 +160,37 @@ def _check_lake(lake_dir: Path, v: dict) -> str:
     manifest = json.loads((lake_dir / manifest_key("iowrt_3d")).read_text())  # always whole JSON
     if manifest["partitions"] != v["old_manifest"]["partitions"]:
         # The manifest is written last: once it describes the new version, all of it is in place.
-        assert manifest["partitions"] == v["new_manifest_parts"]
+        assert _without_versions(manifest["partitions"]) == _without_versions(v["new_manifest_parts"])
         for entry in manifest["partitions"].values():
             assert hashlib.sha256((lake_dir / entry["key"]).read_bytes()).hexdigest() == entry["sha256"]
+    # Nothing landed is lost: whatever a partition holds now, old or new, is already a version in history/
+    # (written before the partition), and the version the manifest names holds the manifest's rows.
+    history = _history_shas(lake_dir)
+    for path in sorted(dataset_dir.glob("*/*/*.parquet")):
+        partition = path.parent.relative_to(dataset_dir).as_posix()
+        assert hashlib.sha256(path.read_bytes()).hexdigest()[:16] in history.get(partition, []), partition
+    for partition, entry in manifest["partitions"].items():
+        kept = pq.read_table(lake_dir / entry["version"]["key"])
+        kept = kept.drop_columns(["version_seen_at", "version_source_modified_at"])
+        assert (
+            encode_parquet(kept)
+            == v["old" if entry == v["old_manifest"]["partitions"].get(partition) else "new"][partition]
+        ), partition
     return "new" if not seen["old"] else "old" if not seen["new"] else "mixed"
+
+
+def _without_versions(parts: dict) -> dict:
+    """Manifest partitions without their history entry (its seen-at time differs from run to run)."""
+    return {p: {k: v for k, v in entry.items() if k != "version"} for p, entry in parts.items()}
+
+
+def _history_shas(lake_dir: Path) -> dict[str, list[str]]:
+    """partition -> the content hashes of its history versions, oldest first (from the object names)."""
+    root = lake_dir / "history" / "iowrt_3d"
+    return {
+        folder.relative_to(root).as_posix(): [p.stem.rsplit("-", 1)[1] for p in sorted(folder.glob("*.parquet"))]
+        for folder in sorted(root.glob("*/*"))
+    }
 
 
 def test_land_killed_at_random_points_leaves_only_old_or_new_partitions(versions, tmp_path):
@@ -192,6 +220,7 @@ def test_land_killed_at_random_points_leaves_only_old_or_new_partitions(versions
             # Recovery: what the next flow run does (sweep write-aside files, land again).
             lake = LocalLake(lake_dir)
             lake.sweep_temporary("raw")
+            lake.sweep_temporary("history")
             land(
                 lake,
                 IOWRT_3D,
@@ -201,6 +230,17 @@ def test_land_killed_at_random_points_leaves_only_old_or_new_partitions(versions
             assert not list(lake_dir.rglob(".tmp-*"))
             assert _check_lake(lake_dir, versions) == "new"
             assert _warehouse_numbers(lake_dir) == versions["expected"], f"kill {i}: numbers differ after re-run"
+            # History: the old version of every partition and the new one of each changed partition, once each
+            # (a version written before the kill is reused by the re-run, not written again).
+            expected_history = {
+                p: [
+                    hashlib.sha256(data).hexdigest()[:16]
+                    for data in (versions["old"].get(p, b""), versions["new"].get(p, b""))
+                ]
+                for p in set(versions["old"]) | set(versions["new"])
+            }
+            expected_history = {p: [h for h in hs if h != _EMPTY] for p, hs in expected_history.items()}
+            assert _history_shas(lake_dir) == expected_history, f"kill {i}"
             shutil.rmtree(lake_dir)
         killed_midway = sum(1 for status, state in outcomes if status == -signal.SIGKILL and state == "mixed")
         print(f"seed {SEED}; land window {window:.2f}s; outcomes {outcomes}")

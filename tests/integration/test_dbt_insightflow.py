@@ -6,6 +6,7 @@ from dbt. Real dbt (``dbtRunner``), real DuckDB; target/ and logs/ go to tmp.
 
 from __future__ import annotations
 
+import copy
 import datetime as dt
 import json
 import random
@@ -36,23 +37,54 @@ MARTS = [
     "fct_retail_sales_monthly",
     "fct_fuel_retail_correlation",
     "fct_headline_vs_fuel_monthly",
+    "fct_retail_sales_vintages",
+    "fct_retail_sales_revisions",
 ]
 
 
-def _write_partitioned(lake: Path, dataset: str, rows: list[dict], schema: pa.Schema) -> None:
-    """Write rows as raw/<dataset>/year=YYYY/month=MM/data.parquet, one file per month of ymd_date."""
+FIRST_SEEN = dt.datetime(2025, 1, 6, 5, 0, 0)  # when the pipeline "saw" the lake this module writes
+
+
+def _by_month(rows: list[dict]) -> dict[tuple[int, int], list[dict]]:
     by_month: dict[tuple[int, int], list[dict]] = defaultdict(list)
     for row in rows:
         by_month[(row["ymd_date"].year, row["ymd_date"].month)].append(row)
-    root = lake / "raw" / dataset
-    for (year, month), month_rows in by_month.items():
-        names = [f.name for f in schema if any(f.name in r for r in month_rows)]
-        file_schema = pa.schema([schema.field(n) for n in names])
-        table = pa.Table.from_pylist([{n: r.get(n) for n in names} for r in month_rows], schema=file_schema)
-        target = root / f"year={year}" / f"month={month:02d}" / "data.parquet"
+    return by_month
+
+
+def _month_table(month_rows: list[dict], schema: pa.Schema) -> pa.Table:
+    names = [f.name for f in schema if any(f.name in r for r in month_rows)]
+    file_schema = pa.schema([schema.field(n) for n in names])
+    return pa.Table.from_pylist([{n: r.get(n) for n in names} for r in month_rows], schema=file_schema)
+
+
+def write_history(
+    lake: Path, dataset: str, rows: list[dict], schema: pa.Schema, seen_at: dt.datetime, months=None
+) -> None:
+    """Write one version per month (or only ``months``) under history/<dataset>/, as the flow keeps them."""
+    for (year, month), month_rows in _by_month(rows).items():
+        if months is not None and dt.date(year, month, 1) not in months:
+            continue
+        table = _month_table(month_rows, schema)
+        table = table.append_column("version_seen_at", pa.array([seen_at] * table.num_rows, pa.timestamp("ms")))
+        table = table.append_column("version_source_modified_at", pa.array([None] * table.num_rows, pa.timestamp("ms")))
+        target = lake / "history" / dataset / f"year={year}" / f"month={month:02d}" / f"{seen_at:%Y%m%dT%H%M%S}.parquet"
         target.parent.mkdir(parents=True, exist_ok=True)
         pq.write_table(table, target)
+
+
+def _write_partitioned(lake: Path, dataset: str, rows: list[dict], schema: pa.Schema, history: bool = True) -> None:
+    """Write rows as raw/<dataset>/year=YYYY/month=MM/data.parquet, one file per month of ymd_date,
+    and (``history``) each month's version, first seen at FIRST_SEEN, under history/."""
+    by_month = _by_month(rows)
+    root = lake / "raw" / dataset
+    for (year, month), month_rows in by_month.items():
+        target = root / f"year={year}" / f"month={month:02d}" / "data.parquet"
+        target.parent.mkdir(parents=True, exist_ok=True)
+        pq.write_table(_month_table(month_rows, schema), target)
     (root / "_manifest.json").write_text(json.dumps({"dataset": dataset, "files": len(by_month)}))
+    if history:
+        write_history(lake, dataset, rows, schema, FIRST_SEEN)
 
 
 IOWRT_SCHEMA = pa.schema(
@@ -265,9 +297,9 @@ def make_lake_rows(seed: int = 7) -> dict[str, list[dict]]:
     return {"iowrt": iowrt, "iowrt_3d": iowrt_3d, "fuelprice": fuel, "msic": msic}
 
 
-def write_lake(lake: Path, rows: dict[str, list[dict]]) -> Path:
-    _write_partitioned(lake, "iowrt", rows["iowrt"], IOWRT_SCHEMA)
-    _write_partitioned(lake, "iowrt_3d", rows["iowrt_3d"], IOWRT_3D_SCHEMA)
+def write_lake(lake: Path, rows: dict[str, list[dict]], history: bool = True) -> Path:
+    _write_partitioned(lake, "iowrt", rows["iowrt"], IOWRT_SCHEMA, history)
+    _write_partitioned(lake, "iowrt_3d", rows["iowrt_3d"], IOWRT_3D_SCHEMA, history)
     _write_partitioned(lake, "fuelprice", rows["fuelprice"], FUELPRICE_SCHEMA)
     msic_dir = lake / "raw" / "msic"
     msic_dir.mkdir(parents=True, exist_ok=True)
@@ -359,8 +391,8 @@ def test_build_runs_every_model_unit_test_and_data_test(built):
     statuses = defaultdict(int)
     for r in built["result"].result:
         statuses[r.node.resource_type] += 1
-    assert statuses["model"] == 15
-    assert statuses["unit_test"] >= 3
+    assert statuses["model"] == 20
+    assert statuses["unit_test"] >= 4
     assert statuses["test"] >= 80
     tables = query(
         built["warehouse"], "select table_name from information_schema.tables where table_type = 'BASE TABLE'"
@@ -555,3 +587,105 @@ def test_bad_input_fails_the_tests_that_guard_it(tmp_path):
     failures = failed_nodes(result)
     assert "accepted_range_fct_retail_sales_monthly_sales_myr_million__0" in failures
     assert any(name.startswith("unique_combination_of_columns_stg_iowrt_") for name in failures), failures
+
+
+def _abs_values(rows: dict[str, list[dict]]) -> dict[tuple, tuple[float, float]]:
+    """(month, group or None for the headline) -> (sales, volume) of the 'abs' series."""
+    values = {(r["ymd_date"], None): (r["sales"], r["volume"]) for r in rows["iowrt"] if r["series"] == "abs"}
+    values |= {
+        (r["ymd_date"], r["group_code"]): (r["sales"], r["volume"]) for r in rows["iowrt_3d"] if r["series"] == "abs"
+    }
+    return values
+
+
+@pytest.fixture(scope="module")
+def revised(built, tmp_path_factory):
+    """A lake after a second release that revised three (month, series) pairs, built on the first warehouse."""
+    root = tmp_path_factory.mktemp("dbt_revised")
+    first = make_lake_rows()
+    lake = write_lake(root / "lake", first)
+    second = copy.deepcopy(first)
+    nov, dec = dt.date(2024, 11, 1), dt.date(2024, 12, 1)
+    for r in second["iowrt_3d"]:
+        if (r["series"], r["ymd_date"], r["group_code"]) == ("abs", nov, "471"):
+            r["sales"] = round(r["sales"] * 1.02, 1)
+        if (r["series"], r["ymd_date"], r["group_code"]) == ("abs", nov, "472"):
+            r["volume"] = round(r["volume"] + 1.5, 1)
+    for r in second["iowrt"]:
+        if (r["series"], r["ymd_date"]) == ("abs", dec):
+            r["sales"] = round(r["sales"] - 250.0, 1)
+    second_seen = FIRST_SEEN + dt.timedelta(days=31)
+    write_lake(lake, second, history=False)  # the raw partitions now hold the second release
+    # the flow keeps a version of each partition that changed: Nov 2024 of iowrt_3d, Dec 2024 of iowrt
+    write_history(lake, "iowrt_3d", second["iowrt_3d"], IOWRT_3D_SCHEMA, second_seen, months={nov})
+    write_history(lake, "iowrt", second["iowrt"], IOWRT_SCHEMA, second_seen, months={dec})
+    warehouse = root / "warehouse.duckdb"
+    shutil.copy(built["warehouse"], warehouse)
+    result = run_dbt(["build"], lake=lake, warehouse=warehouse, work=root)
+    assert result.success, failed_nodes(result)
+    return {"root": root, "lake": lake, "warehouse": warehouse, "first": first, "second": second, "seen": second_seen}
+
+
+def test_revisions_mart_lists_exactly_the_revised_pairs_with_first_and_latest_values(revised):
+    before, after = _abs_values(revised["first"]), _abs_values(revised["second"])
+    changed = {key for key in after if after[key] != before[key]}
+    assert len(changed) == 3  # the fixture's own edit, not the mart, says which pairs changed
+    rows = query(
+        revised["warehouse"],
+        """
+        select month_start_date, msic_group_code, first_sales_myr_million, latest_sales_myr_million, revision_pct,
+            first_volume_index, latest_volume_index, revision_count, first_published_at, last_revised_at
+        from main.fct_retail_sales_revisions
+        """,
+    )
+    assert len(rows) == len(after)
+    got = {(r[0], r[1]): r[2:] for r in rows}
+    for key, (sales, volume) in after.items():
+        first_sales, first_volume = before[key]
+        row = got[key]
+        assert row[:2] == (first_sales, sales) and row[3:5] == (first_volume, volume), key
+        assert row[2] == pytest.approx(pct_change(sales, first_sales), abs=1e-9), key
+        if key in changed:
+            assert (row[5], row[6], row[7]) == (1, FIRST_SEEN, revised["seen"]), key
+        else:
+            assert (row[5], row[6], row[7]) == (0, FIRST_SEEN, None), key
+
+
+def test_revisions_build_checks_latest_values_against_the_facts(revised):
+    run = json.loads((revised["root"] / "target" / "run_results.json").read_text())
+    statuses = {r["unique_id"].split(".")[2]: r["status"] for r in run["results"]}
+    assert statuses["assert_revisions_latest_matches_current_facts"] == "pass"
+    assert statuses["fct_retail_sales_revisions"] == "success"
+
+
+def test_as_of_macro_returns_the_fact_as_known_before_the_revision(revised):
+    before, after = _abs_values(revised["first"]), _abs_values(revised["second"])
+    sql = "select month_start_date, msic_group_code, sales_myr_million, volume_index from ({{{{ {} }}}}) as known"
+    values = {}
+    for label, moment in (("before", revised["seen"] - dt.timedelta(days=1)), ("after", revised["seen"])):
+        result = run_dbt(
+            [
+                "show",
+                "--inline",
+                sql.format(f"retail_sales_monthly_as_of('{moment:%Y-%m-%d %H:%M:%S}')"),
+                "--limit",
+                "-1",
+            ],
+            lake=revised["lake"],
+            warehouse=revised["warehouse"],
+            work=revised["root"],
+        )
+        assert result.success, result.exception
+        values[label] = {(r[0], r[1]): (float(r[2]), float(r[3])) for r in result.result.results[0].agate_table.rows}
+    groups_only = {key: value for key, value in before.items() if key[1] is not None}
+    assert values["before"] == groups_only
+    assert values["after"] == {key: value for key, value in after.items() if key[1] is not None}
+    assert values["before"] != values["after"]
+    # and nothing is known before the first landing
+    result = run_dbt(
+        ["show", "--inline", sql.format("retail_sales_monthly_as_of('2020-01-01 00:00:00')"), "--limit", "-1"],
+        lake=revised["lake"],
+        warehouse=revised["warehouse"],
+        work=revised["root"],
+    )
+    assert result.success and len(result.result.results[0].agate_table.rows) == 0

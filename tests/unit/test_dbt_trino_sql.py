@@ -86,8 +86,11 @@ def prod(tmp_path_factory) -> dict:
             )
             # unit tests are left out: compiling them asks Glue for their inputs' columns
             compiled = _invoke(["compile", "--select", "resource_type:model", "resource_type:test"], work)
+            as_of = _invoke(["compile", "--inline", "{{ retail_sales_monthly_as_of('2025-10-01 00:00:00') }}"], work)
     assert compiled.success, compiled.exception
+    assert as_of.success, as_of.exception
     return {
+        "as_of": as_of.result.results[0].node.compiled_code,
         "manifest": parsed.result,
         "compiled": {r.node.unique_id: (str(r.node.resource_type), r.node.compiled_code) for r in compiled.result},
     }
@@ -102,13 +105,13 @@ def test_prod_sources_are_glue_tables_after_a_parse_without_aws(prod):
     sources = {s.name: s.relation_name for s in prod["manifest"].sources.values()}
     assert sources == {
         name: f'"awsdatacatalog"."{GLUE_SOURCE_DATABASE}"."{name}"'
-        for name in ("iowrt", "iowrt_3d", "fuelprice", "msic")
+        for name in ("iowrt", "iowrt_3d", "fuelprice", "msic", "iowrt_history", "iowrt_3d_history")
     }
 
 
 def test_every_model_and_data_test_compiles(prod_compiled):
     kinds = [kind for kind, _ in prod_compiled.values()]
-    assert kinds.count("model") == 15
+    assert kinds.count("model") == 20
     assert kinds.count("test") >= 100
 
 
@@ -127,6 +130,9 @@ def test_prod_sql_reads_glue_tables_not_the_local_lake(prod_compiled):
     assert not [uid for uid, code in sql.items() if "read_parquet" in code or "should-not-appear" in code]
     stg_iowrt = sql["model.insightflow.stg_iowrt"]
     assert f'from "awsdatacatalog"."{GLUE_SOURCE_DATABASE}"."iowrt"' in stg_iowrt
+    # every landed version: the Glue table the catalog step registers over history/iowrt_3d/
+    versions = sql["model.insightflow.stg_iowrt_3d_versions"]
+    assert f'from "awsdatacatalog"."{GLUE_SOURCE_DATABASE}"."iowrt_3d_history"' in versions
 
 
 def test_prod_sql_uses_trino_dialect_macros(prod_compiled):
@@ -138,3 +144,10 @@ def test_prod_sql_uses_trino_dialect_macros(prod_compiled):
     fct = sql["model.insightflow.fct_retail_sales_monthly"]
     assert f'from "awsdatacatalog"."{SCHEMA}"."fct_retail_sales_monthly"' in fct
     assert "date_add('month', -3, max(month_start_date))" in fct
+
+
+def test_as_of_macro_compiles_to_trino_over_the_vintages_mart(prod):
+    sql = prod["as_of"]
+    sqlglot.parse_one(sql, read="trino", error_level=sqlglot.ErrorLevel.RAISE)
+    assert f'from "awsdatacatalog"."{SCHEMA}"."fct_retail_sales_vintages"' in sql
+    assert "cast('2025-10-01 00:00:00' as timestamp)" in sql

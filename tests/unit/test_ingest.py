@@ -191,3 +191,53 @@ def test_land_writes_changed_partitions_only_and_replaces_never_duplicates(tmp_p
 def test_every_contract_has_a_date_or_is_unpartitioned():
     for dataset in DATASETS.values():
         assert (dataset.date_field is not None) == dataset.partition_by_date
+
+
+def test_land_keeps_each_partition_version_in_history_with_when_it_was_seen(tmp_path):
+    lake = LocalLake(tmp_path)
+    table = conform(IOWRT_3D, URL, small_iowrt_3d(pa.array([date(2024, 1, 1), date(2024, 2, 1)], pa.date32())))
+    fetched = Fetched(
+        dataset="iowrt_3d", url=URL, status="new", content=b"x", last_modified="Wed, 05 Mar 2025 10:00:00 GMT"
+    )
+    land(lake, IOWRT_3D, table, fetched)
+    revised = table.set_column(3, "sales", pa.array([1.0, 2.5]))  # February revised
+    second = land(lake, IOWRT_3D, revised, fetched)
+
+    assert second.versions_recorded == second.partitions_written == ["year=2024/month=02"]
+    (january,) = lake.list("history/iowrt_3d/year=2024/month=01/")
+    february = lake.list("history/iowrt_3d/year=2024/month=02/")
+    assert len(february) == 2
+    kept = [pq.read_table(tmp_path / key) for key in february]
+    assert [t["sales"].to_pylist() for t in kept] == [[2.0], [2.5]]
+    seen = [t["version_seen_at"][0].as_py() for t in kept]
+    assert seen[0] < seen[1]
+    assert kept[1]["version_source_modified_at"][0].as_py().isoformat() == "2025-03-05T10:00:00"
+    manifest = lake.read_json("raw/iowrt_3d/_manifest.json")
+    assert manifest["partitions"]["year=2024/month=02"]["version"]["key"] == february[1]
+    assert manifest["partitions"]["year=2024/month=01"]["version"]["key"] == january
+
+
+def test_a_lake_landed_before_history_is_backfilled_once_dated_by_its_manifest(tmp_path):
+    from tasks.insightflow.history import backfill_history
+
+    lake = LocalLake(tmp_path)
+    table = conform(IOWRT_3D, URL, small_iowrt_3d(pa.array([date(2024, 1, 1), date(2024, 2, 1)], pa.date32())))
+    land(lake, IOWRT_3D, table, _fetched("iowrt_3d"))
+    # what an older release of the flow left: no history/, no version entries in the manifest
+    for key in lake.list("history/"):
+        lake.delete(key)
+    manifest = lake.read_json("raw/iowrt_3d/_manifest.json")
+    for entry in manifest["partitions"].values():
+        del entry["version"]
+    manifest["landed_at"] = "2024-03-01T05:00:00+00:00"
+    lake.write_json("raw/iowrt_3d/_manifest.json", manifest)
+
+    assert backfill_history(lake, IOWRT_3D) == ["year=2024/month=01", "year=2024/month=02"]
+    assert backfill_history(lake, IOWRT_3D) == []  # once
+    keys = lake.list("history/iowrt_3d/")
+    assert [k.rsplit("/", 1)[1][:15] for k in keys] == ["20240301T050000"] * 2
+    restored = pq.read_table(tmp_path / keys[1]).drop_columns(["version_seen_at", "version_source_modified_at"])
+    assert restored.equals(pq.read_table(tmp_path / "raw/iowrt_3d/year=2024/month=02/data.parquet"))
+    # and an unchanged landing afterwards writes nothing
+    again = land(lake, IOWRT_3D, table, _fetched("iowrt_3d"))
+    assert again.status == "unchanged" and not again.versions_recorded and lake.list("history/iowrt_3d/") == keys

@@ -1,0 +1,42 @@
+{#- Every landed version of the by-group rows (tasks/insightflow/history.py), typed like stg_iowrt_3d. -#}
+with
+
+iowrt_3d_history as (
+
+    select
+        series,
+        ymd_date,
+        group_code,
+        sales,
+        volume,
+        version_seen_at,
+        version_source_modified_at
+    from {{ source('dosm', 'iowrt_3d_history') }}
+
+),
+
+final as (
+
+    select
+        -- ids
+        cast(group_code as {{ dbt.type_string() }}) as msic_group_code,
+
+        -- dimensions
+        cast(series as {{ dbt.type_string() }}) as series,
+
+        -- dates
+        cast(ymd_date as date) as month_start_date,
+
+        -- measures: RM million and index points for 'abs', percent for the growth series
+        cast(sales as {{ type_double() }}) as sales,
+        cast(volume as {{ type_double() }}) as volume,
+
+        -- timestamps, UTC
+        cast(version_seen_at as {{ dbt.type_timestamp() }}) as version_seen_at,
+        cast(version_source_modified_at as {{ dbt.type_timestamp() }}) as version_source_modified_at
+
+    from iowrt_3d_history
+
+)
+
+select * from final
