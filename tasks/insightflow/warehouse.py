@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from tasks.core.dbt import DbtSummary, project_dir, project_fingerprint, read_state, run_dbt, write_state
 from tasks.core.lake import Lake
 from tasks.insightflow.contracts import DATASETS, manifest_key
+from tasks.insightflow.land import lake_asset_key
 
 PROJECT = "insightflow"
 # dbt source name for each dataset host (dbt/insightflow/models/staging/<source>/).
@@ -36,6 +37,11 @@ def inputs_fingerprint(lake: Lake, datasets: list[str]) -> str:
 def exclusions_for(failed: list[str]) -> list[str]:
     """dbt selectors for every model downstream of a dataset that did not land."""
     return [f"source:{DBT_SOURCE_BY_HOST[DATASETS[name].host]}.{name}+" for name in sorted(failed)]
+
+
+def dbt_source_keys(lake: Lake) -> dict[str, str]:
+    """Each dbt source (``<source>.<dataset>``) keyed as the lake dataset it reads, so lineage runs lake → dbt."""
+    return {f"{DBT_SOURCE_BY_HOST[d.host]}.{name}": lake_asset_key(lake, name) for name, d in DATASETS.items()}
 
 
 @task(name="dbt-build", cache_policy=NO_CACHE)
@@ -81,7 +87,9 @@ def build_warehouse(
     if failed:
         args += ["--exclude", *exclusions_for(failed)]
         logger.warning("dbt: excluding models downstream of datasets that did not land: %s", ", ".join(failed))
-    summary = run_dbt(PROJECT, target, env, args=args, work_dir=work_dir, in_prefect=node_tasks)
+    summary = run_dbt(
+        PROJECT, target, env, args=args, work_dir=work_dir, in_prefect=node_tasks, source_keys=dbt_source_keys(lake)
+    )
     if not failed:
         write_state(state_path, {"fingerprint": fingerprint})
     logger.info(
