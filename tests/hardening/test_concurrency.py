@@ -42,9 +42,10 @@ def test_two_runs_started_together_on_one_home_both_finish_and_match_a_single_ru
     assert len([k for k in reports if k.endswith(".html") and not k.endswith("/latest.html")]) == 1, reports
     lake = {k: v for k, v in lake.items() if k not in reports}
     assert sorted(lake) == sorted(k for k in cold_home["lake"] if not k.startswith("reports/"))
+    # Manifests and the lineage record (lineage/insightflow.json) hold landing times and this home's path.
     for key, (_, _size) in lake.items():
         assert (home / "lake" / key).read_bytes() == (cold_home["home"] / "lake" / key).read_bytes() or key.endswith(
-            "_manifest.json"
+            ("_manifest.json", "lineage/insightflow.json")
         ), key
     assert not list((home / "lake").rglob(".tmp-*"))
     print(f"two concurrent runs: exit codes {codes} in {elapsed:.1f}s")
