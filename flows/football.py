@@ -39,6 +39,7 @@ from tasks.core import config, console
 from tasks.core.dbt import project_dir, project_fingerprint, run_dbt
 from tasks.core.lake import open_lake
 from tasks.core.locks import home_lock
+from tasks.football import lineage
 from tasks.football.api import (
     DEFAULT_TOKEN_BLOCK,
     ENDPOINTS,
@@ -149,6 +150,7 @@ def football(
     codes = _competition_codes(competitions)
     home_dir = config.insightflow_home(home)
     outcomes: list[Outcome] = []
+    urls: dict[tuple[str, str], str] = {}
 
     with contextlib.ExitStack() as stack:
         if sample:
@@ -166,7 +168,8 @@ def football(
         for code in codes:
             for endpoint in ENDPOINTS:
                 manifest = read_manifest(lake, code, endpoint)
-                validators = validators_for(manifest, endpoint_url(root, code, endpoint, season))
+                urls[code, endpoint] = endpoint_url(root, code, endpoint, season)
+                validators = validators_for(manifest, urls[code, endpoint])
                 fetched = fetch_endpoint(session, code, endpoint, season, validators)
                 outcomes.append(record_snapshot(lake, fetched, manifest))
 
@@ -199,6 +202,7 @@ def football(
                 stack.enter_context(home_lock(home_dir, timeout_s=lock_timeout_s, what="football"))
                 loaded = load_raw_duckdb(lake, config.warehouse_path(home), keys, plan.snapshots)
                 env = _dbt_env_dev(home)
+                raw_tables = lineage.duckdb_table_keys(config.warehouse_path(home))
             else:
                 loaded = copy_into_raw(
                     snowflake_block,
@@ -211,6 +215,7 @@ def football(
                     snapshots=plan.snapshots,
                 )
                 env = _dbt_env_prod(snowflake_block) if run_dbt_build else {}
+                raw_tables = lineage.snowflake_table_keys(env.get("SNOWFLAKE_DATABASE", ""), SnowflakeLayout().schema)
             if run_dbt_build and plan.build:
                 dbt_summary = run_dbt(
                     "football",
@@ -218,14 +223,18 @@ def football(
                     env,
                     args=_dbt_args(dbt_select, full_check, full_refresh),
                     work_dir=home_dir / "dbt" / f"football-{target}",
+                    source_keys=lineage.dbt_source_keys(raw_tables),
                 )
             mark_synced(lake, plan, dbt_project if dbt_summary is not None else None)
 
     _publish(outcomes, plan, dbt_summary)
     if dbt_summary is not None:
-        report = publish_football_report(lake, target, home, snowflake_block)
+        report = publish_football_report(
+            lake, target, home, snowflake_block, upstream=lineage.report_upstream(home_dir, target)
+        )
     else:  # nothing rebuilt: the last published table is still the table, and no warehouse is opened
         report = republish_football_report(lake)
+    lineage.publish(lake, outcomes, urls)
     return {
         "target": target,
         "lake": lake.uri(),

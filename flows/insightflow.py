@@ -31,6 +31,7 @@ if __package__ in (None, ""):
 from tasks.core import config, console
 from tasks.core.lake import LocalLake, open_lake
 from tasks.core.locks import home_lock
+from tasks.insightflow import lineage
 from tasks.insightflow.athena import load_dbt_prod_env
 from tasks.insightflow.catalog import update_catalog
 from tasks.insightflow.contracts import DATASETS
@@ -161,11 +162,15 @@ def insightflow(
 
         results: dict[str, LandResult] = {}
         failures: dict[str, str] = {}
-        for name, chain in zip(names, zip(fetched, validated, landed, strict=True), strict=True):
+        before_landing: dict[str, tuple[str, str]] = {}  # land-dataset reports its own failures
+        for name, url, chain in zip(names, urls, zip(fetched, validated, landed, strict=True), strict=True):
             if chain[-1].state.is_completed():
                 results[name] = chain[-1].result()
             else:
                 failures[name] = _failure_cause(chain)
+                if any(f.state.is_failed() or f.state.is_crashed() for f in chain[:-1]):
+                    before_landing[name] = (url, failures[name])
+        lineage.report_failed_before_landing(lake, before_landing)
 
         if results:
             update_catalog(
@@ -200,6 +205,7 @@ def insightflow(
         )
 
     _publish(results, failures, dbt_summary)
+    lineage.publish(lake, dict(zip(names, urls, strict=True)), results, failures)
     summary = {
         "target": target,
         "lake": lake.uri(),

@@ -123,7 +123,7 @@ def release_duckdb() -> None:
         env.close()
 
 
-def _invoke(cli: list[str], manifest_path: Path, node_runs: bool):
+def _invoke(cli: list[str], manifest_path: Path, node_runs: bool, source_keys: Mapping[str, str]):
     """``dbtRunner().invoke(cli)``; inside a flow run with ``node_runs``, each node also shows as a task run."""
     from dbt.cli.main import dbtRunner
 
@@ -132,10 +132,15 @@ def _invoke(cli: list[str], manifest_path: Path, node_runs: bool):
 
     run = current_run() if node_runs else None
     if run is None:
-        return dbtRunner().invoke(cli)
+        result = dbtRunner().invoke(cli)
+        if current_run() is not None and getattr(result.result, "results", None):
+            from tasks.core.dbt_assets import emit_build_assets
+
+            emit_build_assets(manifest_path, result.result.results, source_keys)
+        return result
     from prefect import get_run_logger
 
-    with NodeRunReporter(run, manifest_path, get_run_logger()) as reporter:
+    with NodeRunReporter(run, manifest_path, get_run_logger(), source_keys) as reporter:
         return dbtRunner(callbacks=[reporter]).invoke(cli)
 
 
@@ -147,13 +152,17 @@ def run_dbt(
     args: list[str] | None = None,
     work_dir: Path,
     in_prefect: bool = True,
+    source_keys: Mapping[str, str] | None = None,
 ) -> DbtSummary:
     """Invoke dbt (default ``build``) on ``dbt/<project>`` for ``target``.
 
     ``work_dir`` holds dbt's target/ and logs/ (kept between runs so partial parsing stays warm).
     Inside a flow run each executed model and test also shows as its own task run
     (tasks/core/dbt_node_runs.py); ``in_prefect=False`` runs plain dbt only (``--fast-dbt``, and
-    the benchmarks' baseline). Raises ``DbtBuildError`` naming every failing node.
+    the benchmarks' baseline, which runs outside any flow run), and inside a flow run emits the
+    models' asset events afterwards from dbt's results. Models emit asset events under prefect-dbt's keys; a source is keyed
+    by ``source_keys["<source>.<table>"]`` (the asset its pipeline loaded), or not at all
+    (tasks/core/dbt_assets.py). Raises ``DbtBuildError`` naming every failing node.
     """
     args = list(args or ["build"])
     path = project_dir(project)
@@ -178,7 +187,7 @@ def run_dbt(
         cli += ["--log-level", console_level, "--log-level-file", "debug"]
     started = time.perf_counter()
     with _environment(env):
-        result = _invoke(cli, target_path / "manifest.json", node_runs=in_prefect)
+        result = _invoke(cli, target_path / "manifest.json", in_prefect, source_keys or {})
         release_duckdb()
     summary = DbtSummary(
         project=project,

@@ -11,9 +11,10 @@ state events, which the server's task-run recorder writes as task runs in bulk. 
 them into a Completed, Failed or Skipped event carrying dbt's start and end times and message,
 preceded by a Running event only for a node still running after ``RUNNING_AFTER_S`` (most nodes
 take a fraction of that, and each event costs the server CPU), plus, for models, the asset
-materialization events prefect-dbt emitted. dbt keeps its own console output; only its warnings
-and errors are copied to the run's logs, each to its node's task run. dbt never waits on the
-Prefect API: events and logs leave through Prefect's own batching workers.
+materialization events prefect-dbt emitted (keys: tasks/core/dbt_assets.py; sources keyed as the
+asset their pipeline loaded, never by their SQL). dbt keeps its own console output; only its
+warnings and errors are copied to the run's logs, each to its node's task run. dbt never waits on
+the Prefect API: events and logs leave through Prefect's own batching workers.
 """
 
 from __future__ import annotations
@@ -37,13 +38,13 @@ from prefect.events.schemas.events import Event
 from prefect.logging.loggers import task_run_logger
 from prefect.states import State
 
+from tasks.core.assets import Note, note
+from tasks.core.dbt_assets import MATERIALIZED_TYPES, layer, node_asset
 from tasks.core.dbt_run_context import Node, RunRef, make_state, utc_now
 
 # dbt statuses that fail a node's task run, and those shown as Completed named "Skipped".
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error", "runtimeerr"})
 SKIPPED_STATUSES = frozenset({"skipped"})
-# Node types that write a relation: their runs also emit asset materialization events.
-MATERIALIZED_TYPES = frozenset({"model", "seed", "snapshot"})
 # dbt log levels copied to the run's logs. The info lines ("3 of 141 OK created sql view model
 # main.stg_iowrt ... [OK in 0.12s]") say what the task run's state and duration already say; sent
 # as well they cost the server ~0.8 s CPU per build of dbt/insightflow (docs/performance.md).
@@ -52,7 +53,6 @@ FORWARDED_LEVELS = {"warn": logging.WARNING, "error": logging.ERROR}
 # (with their real start time), which halves the events the server records for a typical build.
 RUNNING_AFTER_S = 1.0
 ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")  # dbt colours its console lines; the UI shows them raw
-ASSET_DESCRIPTION_LIMIT = 2_500
 CLOSE_TIMEOUT_S = 60.0
 
 
@@ -65,8 +65,15 @@ class NodeRunReporter:
     own errors are logged as warnings and kept (the first five) in ``errors``.
     """
 
-    def __init__(self, run: RunRef, manifest_path: Path, parent_logger: logging.LoggerAdapter | logging.Logger):
+    def __init__(
+        self,
+        run: RunRef,
+        manifest_path: Path,
+        parent_logger: logging.LoggerAdapter | logging.Logger,
+        source_keys: Mapping[str, str] | None = None,
+    ):
         self.run = run
+        self.source_keys = dict(source_keys or {})
         self.manifest_path = manifest_path
         self.parent_logger = parent_logger
         self.invocation = uuid.uuid4().hex[:12]
@@ -302,22 +309,11 @@ class NodeRunReporter:
         )
 
     def _asset(self, entry: Mapping[str, Any]) -> dict[str, str] | None:
-        from prefect_dbt.utilities import format_asset_name, format_resource_id
-
-        relation = entry.get("relation_name")
         adapter = (self._manifest_nodes().get("metadata") or {}).get("adapter_type")
-        if not relation or not adapter:
-            return None
-        resource = {
-            "prefect.resource.id": format_resource_id(adapter, relation),
-            "prefect.resource.name": format_asset_name(relation),
-        }
-        if description := (entry.get("description") or "")[:ASSET_DESCRIPTION_LIMIT]:
-            resource["prefect.asset.description"] = description
-        return resource
+        return node_asset(entry, adapter, self.source_keys)
 
     def _emit_assets(self, unique_id: str, node: Node, final: State) -> None:
-        """The asset events prefect-dbt's ``MaterializingTask`` emitted: keys and lineage unchanged."""
+        """The asset events prefect-dbt's ``MaterializingTask`` emitted, sources keyed as their pipeline says."""
         entry = self._manifest_entry(unique_id)
         if ((entry.get("config") or {}).get("meta") or {}).get("prefect", {}).get("enable_assets") is False:
             return
@@ -327,8 +323,21 @@ class NodeRunReporter:
         upstream = [a for a in (self._asset(self._manifest_entry(u)) for u in node.upstream) if a]
         for resource in upstream:
             emit_event(event="prefect.asset.referenced", resource=resource, related=[])
+        ok = final.type != StateType.FAILED
+        note(
+            self.run.flow_run_id,
+            Note(
+                key=asset["prefect.resource.id"],
+                name=entry.get("name") or unique_id,
+                layer=layer(entry),
+                status="materialized" if ok else "failed",
+                at=final.timestamp.isoformat(timespec="seconds"),
+                upstream=[a["prefect.resource.id"] for a in upstream],
+                detail="" if ok else (final.message or ""),
+            ),
+        )
         emit_event(
-            event=f"prefect.asset.materialization.{'failed' if final.type == StateType.FAILED else 'succeeded'}",
+            event=f"prefect.asset.materialization.{'succeeded' if ok else 'failed'}",
             resource=asset,
             related=[
                 *(

@@ -26,10 +26,9 @@ from prefect.logging import get_run_logger
 
 from tasks.core.lake import Lake
 from tasks.football.land import RAW_PREFIX, parse_raw_key
+from tasks.football.lineage import SNAPSHOTS_TABLE, TABLES, duckdb_table_keys, loading, raw_root_key
 
 DUCKDB_SCHEMA = "raw"
-TABLES = {"standings": "football_standings", "scorers": "football_scorers"}
-SNAPSHOTS_TABLE = "football_snapshots"
 SNAPSHOT_COLUMNS = (
     "endpoint",
     "competition_code",
@@ -168,7 +167,9 @@ def load_duckdb(
 def load_raw_duckdb(
     lake: Lake, warehouse: Path, keys: dict[str, list[str]] | None = None, snapshots: list[dict[str, Any]] | None = None
 ) -> dict[str, int]:
-    """Load new raw football lake files into the DuckDB warehouse (each file once)."""
-    added = load_duckdb(lake, warehouse, keys, snapshots)
+    """Load new raw football lake files into the DuckDB warehouse (each file once); materialize the tables that grew."""
+    with loading(raw_root_key(lake.uri(RAW_PREFIX)), duckdb_table_keys(warehouse), by="duckdb") as grown:
+        added = load_duckdb(lake, warehouse, keys, snapshots)
+        grown.update(added)
     get_run_logger().info("DuckDB raw football rows added: %s", added)
     return added

@@ -25,6 +25,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import config
+from tasks.core.assets import location_key, materialized
 from tasks.core.lake import Lake
 from tasks.core.locks import home_lock
 from tasks.core.query import Query, duckdb_query
@@ -243,9 +244,21 @@ def render_markdown(marts: dict[str, list[dict[str, Any]]]) -> tuple[str, int]:
 
 @task(name="football-report", cache_policy=NO_CACHE)
 def publish_football_report(
-    lake: Lake, target: str, home: str | None, snowflake_block: str = "insightflow-snowflake"
+    lake: Lake, target: str, home: str | None, snowflake_block: str = "insightflow-snowflake", upstream: list[str] = ()
 ) -> FootballReport:
-    """Publish each competition's current table, top scorers and points chart as the ``football-standings`` artifact."""
+    """Publish each competition's current table, top scorers and points chart as the ``football-standings`` artifact.
+
+    Materializes the asset ``<lake>/reports/football/latest.md`` from ``upstream``, the marts it reads.
+    """
+    with materialized(
+        location_key(lake.uri(LATEST_KEY)), upstream, name="football standings", layer="report", by="football"
+    ) as asset:
+        result = _publish(lake, target, home, snowflake_block)
+        asset.add({"competitions": result.competitions, "charts": result.charts})
+    return result
+
+
+def _publish(lake: Lake, target: str, home: str | None, snowflake_block: str) -> FootballReport:
     started = time.perf_counter()
     source = "DuckDB" if target == "dev" else f"Snowflake (block {snowflake_block})"
     try:

@@ -35,9 +35,11 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from tasks.core.assets import materialized, url_key
 from tasks.core.lake import Lake
 from tasks.football.api import Fetched, FootballApiError
 from tasks.football.land import RAW_PREFIX, land, parse, season_of
+from tasks.football.lineage import lake_key
 
 MANIFEST_FORMAT = 1
 VOLATILE_KEYS = frozenset({"lastUpdated"})
@@ -343,8 +345,29 @@ def mark_synced(lake: Lake, plan: SyncPlan, dbt_project: str | None) -> None:
 
 @task(name="record-football-snapshot", cache_policy=NO_CACHE)
 def record_snapshot(lake: Lake, fetched: Fetched, manifest: dict[str, Any]) -> Outcome:
-    """Land the response if its content changed since the last snapshot, else record it as confirmed."""
-    outcome = record(lake, fetched, manifest)
+    """Land the response if its content changed since the last snapshot, else record it as confirmed.
+
+    A landed snapshot materializes the lake dataset ``<lake>/raw/football/<endpoint>`` from the endpoint's
+    URL; an invalid body (quarantined) fails that materialization; a confirmed one emits nothing.
+    """
+    with materialized(
+        lake_key(lake, fetched.endpoint),
+        [url_key(fetched.url)],
+        name=f"{RAW_PREFIX}/{fetched.endpoint}",
+        layer="lake",
+        by="football",
+    ) as asset:
+        outcome = record(lake, fetched, manifest)
+        if not outcome.landed:
+            asset.skip()
+        asset.add(
+            {
+                "competition": outcome.competition,
+                "season": outcome.season,
+                "snapshot": outcome.key,
+                "bytes": outcome.bytes,
+            }
+        )
     get_run_logger().info(
         "%s %s %s: %s (%s)", outcome.competition, outcome.endpoint, outcome.season, outcome.status, outcome.key
     )

@@ -24,6 +24,7 @@ from prefect.logging import get_run_logger
 from tasks.core.lake import Lake
 from tasks.football.api import ENDPOINTS
 from tasks.football.land import RAW_PREFIX, parse_raw_key
+from tasks.football.lineage import loading, raw_root_key, snowflake_table_keys
 from tasks.football.load import SNAPSHOT_COLUMNS, SNAPSHOTS_TABLE, TABLES, season_groups, utc_naive
 
 # Snowflake takes at most 1,000 names in one COPY ... FILES = (...).
@@ -281,7 +282,15 @@ def copy_into_raw(
     """Create the RAW objects if needed and COPY this run's snapshot files from the stage URL into Snowflake."""
     log = get_run_logger()
     with open_connector(block_name) as connector:
-        results = load_snowflake(connector, layout, stage, storage_integration, competitions, seasons, keys, snapshots)
+        table_keys = snowflake_table_keys(connector.database, layout.schema)
+        with loading(raw_root_key(stage), table_keys, by="snowflake") as grown:
+            results = load_snowflake(
+                connector, layout, stage, storage_integration, competitions, seasons, keys, snapshots
+            )
+            for row in results:
+                if row["status"] == "LOADED":
+                    grown[row["endpoint"]] = grown.get(row["endpoint"], 0) + int(row["rows_loaded"] or 0)
+            grown["snapshots"] = len(snapshots or [])
     counts: dict[str, int] = {}
     for row in results:
         counts[row["status"]] = counts.get(row["status"], 0) + 1

@@ -20,6 +20,7 @@ import pyarrow.parquet as pq
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
+from tasks.core.assets import location_key, materialized, url_key
 from tasks.core.lake import Lake
 from tasks.insightflow.contracts import Dataset, get_dataset, manifest_key, partition_object_key
 from tasks.insightflow.fetch import Fetched
@@ -148,6 +149,23 @@ def land(lake: Lake, dataset: Dataset, table: pa.Table, fetched: Fetched) -> Lan
     return result
 
 
+def lake_asset_key(lake: Lake, dataset: str) -> str:
+    """The asset key of a dataset in the lake: ``s3://<bucket>/raw/<dataset>`` or ``file://<lake>/raw/<dataset>``."""
+    return location_key(lake.uri(f"raw/{dataset}"))
+
+
+def asset_metadata(result: LandResult, fetched: Fetched) -> dict:
+    return {
+        "rows": result.rows,
+        "partitions_written": len(result.partitions_written),
+        "partitions_unchanged": len(result.partitions_unchanged),
+        "partitions_deleted": len(result.partitions_deleted),
+        "bytes": result.bytes,
+        "source_etag": result.source_etag,
+        "source_url": url_key(fetched.url),
+    }
+
+
 def remember_source(lake: Lake, fetched: Fetched) -> None:
     """Record a new ETag for a source whose bytes turned out identical, so the next run can get a 304."""
     key = manifest_key(fetched.dataset)
@@ -163,28 +181,27 @@ def remember_source(lake: Lake, fetched: Fetched) -> None:
 
 @task(name="land-dataset", task_run_name="land-{validated.fetched.dataset}", cache_policy=NO_CACHE)
 def land_dataset(validated: Validated, lake: Lake) -> LandResult:
-    """Write the dataset's changed partitions to the lake, then its manifest."""
+    """Write the dataset's changed partitions to the lake, then its manifest; materialize its lake asset.
+
+    The lake asset (upstream: the source URL) is materialized only when partitions were written or
+    deleted; a failure to land emits its ``materialization.failed`` with the cause.
+    """
     fetched = validated.fetched
-    if validated.table is None:
-        if fetched.status == "same_content":
-            remember_source(lake, fetched)
-        backfilled = backfill_history(lake, get_dataset(fetched.dataset))
-        if backfilled:
-            get_run_logger().info("%s: history backfilled for %d landed partition(s)", fetched.dataset, len(backfilled))
-        previous = lake.read_json(manifest_key(fetched.dataset)) or {}
-        parts = sorted(previous.get("partitions") or {})
-        return LandResult(
-            dataset=fetched.dataset,
-            status="unchanged",
-            rows=previous.get("rows", 0),
-            bytes=sum(p.get("bytes", 0) for p in (previous.get("partitions") or {}).values()),
-            partitions_unchanged=parts,
-            columns=[tuple(c) for c in previous.get("columns", [])],
-            source_etag=fetched.etag,
-            versions_recorded=backfilled,
-            note="HTTP 304 Not Modified" if fetched.status == "not_modified" else "same content hash",
-        )
-    result = land(lake, get_dataset(fetched.dataset), validated.table, fetched)
+    with materialized(
+        lake_asset_key(lake, fetched.dataset),
+        [url_key(fetched.url)],
+        name=f"raw/{fetched.dataset}",
+        layer="lake",
+        by="insightflow",
+        description=f"Dataset {fetched.dataset} as landed from {url_key(fetched.url)}",
+    ) as asset:
+        if validated.table is None:
+            asset.skip()
+            return _unchanged(lake, fetched)
+        result = land(lake, get_dataset(fetched.dataset), validated.table, fetched)
+        asset.add(asset_metadata(result, fetched))
+        if not result.changed:
+            asset.skip()
     get_run_logger().info(
         "%s: %d rows; %d partition(s) written, %d unchanged, %d deleted; %d version(s) kept in history",
         result.dataset,
@@ -195,3 +212,24 @@ def land_dataset(validated: Validated, lake: Lake) -> LandResult:
         len(result.versions_recorded),
     )
     return result
+
+
+def _unchanged(lake: Lake, fetched: Fetched) -> LandResult:
+    if fetched.status == "same_content":
+        remember_source(lake, fetched)
+    backfilled = backfill_history(lake, get_dataset(fetched.dataset))
+    if backfilled:
+        get_run_logger().info("%s: history backfilled for %d landed partition(s)", fetched.dataset, len(backfilled))
+    previous = lake.read_json(manifest_key(fetched.dataset)) or {}
+    parts = sorted(previous.get("partitions") or {})
+    return LandResult(
+        dataset=fetched.dataset,
+        status="unchanged",
+        rows=previous.get("rows", 0),
+        bytes=sum(p.get("bytes", 0) for p in (previous.get("partitions") or {}).values()),
+        partitions_unchanged=parts,
+        columns=[tuple(c) for c in previous.get("columns", [])],
+        source_etag=fetched.etag,
+        versions_recorded=backfilled,
+        note="HTTP 304 Not Modified" if fetched.status == "not_modified" else "same content hash",
+    )

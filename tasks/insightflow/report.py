@@ -28,7 +28,9 @@ from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from tasks.core import config
+from tasks.core.assets import location_key, materialized
 from tasks.core.aws import botocore_config
+from tasks.core.dbt_assets import model_keys
 from tasks.core.lake import Lake, LocalLake
 from tasks.core.query import duckdb_query
 from tasks.insightflow.contracts import DATASETS
@@ -45,6 +47,13 @@ PREFIX = "reports/insightflow"
 LATEST_HTML = f"{PREFIX}/latest.html"
 LATEST_MARKDOWN = f"{PREFIX}/latest.md"
 STATE_KEY = f"{PREFIX}/_state.json"
+# The marts findings.py reads (its SQL): the report asset's upstream.
+MARTS_READ = (
+    "fct_headline_vs_fuel_monthly",
+    "fct_fuel_retail_correlation",
+    "fct_retail_sales_monthly",
+    "dim_msic_group",
+)
 _CODE = [Path(__file__).with_name(n) for n in ("report.py", "findings.py", "render.py", "charts.py")]
 
 
@@ -172,6 +181,15 @@ def build_report(
     )
 
 
+def mart_keys(home: str | None, target: str) -> list[str]:
+    """The asset keys of the marts the report reads, from the last dbt build's manifest for ``target``."""
+    manifest = config.insightflow_home(home) / "dbt" / f"insightflow-{target}" / "target" / "manifest.json"
+    try:
+        return sorted(model_keys(manifest, list(MARTS_READ)).values())
+    except (OSError, ValueError):
+        return []
+
+
 @task(name="insightflow-report", cache_policy=NO_CACHE)
 def publish_insightflow_report(
     lake: Lake,
@@ -184,8 +202,28 @@ def publish_insightflow_report(
     """Chart the marts, write the findings, and publish them as artifacts and an HTML page in the lake.
 
     Call it while holding the home lock (the flow does): it decides between republishing and rebuilding
-    from the lake's ``_state.json``, and two runs deciding at once would each write a report.
+    from the lake's ``_state.json``, and two runs deciding at once would each write a report. A rebuilt
+    report materializes the asset ``<lake>/reports/insightflow/latest.html`` from the marts it read.
     """
+    with materialized(
+        location_key(lake.uri(LATEST_HTML)),
+        mart_keys(home, target),
+        name="insightflow report",
+        layer="report",
+        by="insightflow",
+        description="Retail trade vs pump prices: charts and findings from the InsightFlow marts (HTML)",
+    ) as asset:
+        result = _publish_report(lake, target, home, dbt_summary, athena_block, credentials_block)
+        if result.reused:
+            asset.skip()
+        else:
+            asset.add({"html": result.html_uri, "markdown_bytes": result.markdown_bytes})
+    return result
+
+
+def _publish_report(
+    lake: Lake, target: str, home: str | None, dbt_summary: Any, athena_block: str, credentials_block: str
+) -> ReportResult:
     logger = get_run_logger()
     started = time.perf_counter()
     run_name, stem = _run_label()

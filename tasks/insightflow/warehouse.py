@@ -19,6 +19,7 @@ from tasks.core.dbt import DbtSummary, project_dir, project_fingerprint, read_st
 from tasks.core.lake import Lake
 from tasks.insightflow.contracts import DATASETS, manifest_key
 from tasks.insightflow.history import history_table_name
+from tasks.insightflow.land import lake_asset_key
 
 PROJECT = "insightflow"
 # dbt source name for each dataset host (dbt/insightflow/models/staging/<source>/).
@@ -47,6 +48,11 @@ def exclusions_for(failed: list[str]) -> list[str]:
         if name in DBT_HISTORY_SOURCES:
             selectors.append(f"source:{source}.{history_table_name(name)}+")
     return selectors
+
+
+def dbt_source_keys(lake: Lake) -> dict[str, str]:
+    """Each dbt source (``<source>.<dataset>``) keyed as the lake dataset it reads, so lineage runs lake → dbt."""
+    return {f"{DBT_SOURCE_BY_HOST[d.host]}.{name}": lake_asset_key(lake, name) for name, d in DATASETS.items()}
 
 
 @task(name="dbt-build", cache_policy=NO_CACHE)
@@ -92,7 +98,9 @@ def build_warehouse(
     if failed:
         args += ["--exclude", *exclusions_for(failed)]
         logger.warning("dbt: excluding models downstream of datasets that did not land: %s", ", ".join(failed))
-    summary = run_dbt(PROJECT, target, env, args=args, work_dir=work_dir, in_prefect=node_tasks)
+    summary = run_dbt(
+        PROJECT, target, env, args=args, work_dir=work_dir, in_prefect=node_tasks, source_keys=dbt_source_keys(lake)
+    )
     if not failed:
         write_state(state_path, {"fingerprint": fingerprint})
     logger.info(

@@ -17,6 +17,7 @@ from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.sample import sample_server
 from tasks.insightflow.sample_data import SAMPLE_TABLES, parquet_bytes
 from tests.aws.test_blocks_aws import BUCKETS
+from tests.prefect_runs import asset_events, asset_graph
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -76,6 +77,19 @@ def test_prod_flow_lands_in_s3_and_registers_exactly_the_written_partitions(prod
     ]
     assert columns == ["series", "ymd_date", "group_code", "sales", "volume"]
 
+    # Each dataset's source URL → its S3 dataset, one key per dataset, with what landing it did.
+    lake_keys = {name: f"s3://insightflow-lake/raw/{name}" for name in DATASETS}
+    events = asset_events(state.state_details.flow_run_id, expect=tuple(lake_keys.values()))
+    assert asset_graph(events) == {
+        lake_keys[name]: {f"http://127.0.0.1{dataset.path}"} for name, dataset in DATASETS.items()
+    }
+    for event in events:
+        if event["event"].endswith("succeeded"):
+            name = event["resource"]["prefect.resource.id"].rsplit("/", 1)[-1]
+            objects = [k for k in keys if k.startswith(f"raw/{name}/") and k.endswith(".parquet")]
+            assert event["payload"]["rows"] == SAMPLE_TABLES[name]().num_rows
+            assert event["payload"]["partitions_written"] == len(objects)
+
     # The source publishes one more month: exactly one new object and one new Glue partition.
     published = SAMPLE_TABLES["iowrt_3d"]()
     extra = published.filter(pa.compute.equal(published["date"], pa.scalar(date(2025, 8, 1))))
@@ -96,6 +110,19 @@ def test_prod_flow_lands_in_s3_and_registers_exactly_the_written_partitions(prod
     obj = s3.get_object(Bucket="insightflow-lake", Key="raw/iowrt_3d/year=2025/month=09/data.parquet")
     assert pq.read_table(pa.BufferReader(obj["Body"].read())).num_rows == extra.num_rows
     assert state.result()["datasets"]["iowrt"] == "unchanged"
+    # ...and only that dataset is materialized again, under the same key
+    events = asset_events(state.state_details.flow_run_id, expect=(lake_keys["iowrt_3d"],))
+    (event,) = [e for e in events if e["event"].startswith("prefect.asset.materialization.")]
+    assert event["resource"]["prefect.resource.id"] == lake_keys["iowrt_3d"]
+    assert event["payload"]["partitions_written"] == 1 and event["payload"]["partitions_unchanged"] == len(before)
+
+    # dbt's prod sources take exactly these keys (the Athena build itself needs a real Athena)
+    from tasks.core.lake import open_lake
+    from tasks.insightflow.warehouse import dbt_source_keys
+
+    assert sorted(dbt_source_keys(open_lake("prod", str(tmp_path), "insightflow-lake")).values()) == sorted(
+        lake_keys.values()
+    )
 
     env = load_dbt_prod_env()
     assert env["INSIGHTFLOW_GLUE_DATABASE"] == "prod_raw"

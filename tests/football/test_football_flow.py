@@ -16,7 +16,7 @@ from tasks.football.api import MissingTokenError
 from tasks.football.sample import SampleServer
 from tasks.football.sample_data import SAMPLE_TOKEN, standings
 from tests.football.conftest import fakesnow_connector
-from tests.prefect_runs import settled_task_runs
+from tests.prefect_runs import asset_events, asset_graph, reaches, settled_task_runs
 
 COMPETITIONS = ["PL", "BL1"]
 
@@ -103,6 +103,29 @@ def test_sample_flow_builds_marts_that_match_the_sample_json_and_keeps_history(p
             assert {g for _, g in top} == {best}
 
 
+def assert_football_chain(events: list[dict], home: Path, code: str, raw_table: str, mart_prefix: str) -> None:
+    """Each endpoint's URL → its lake dataset → the warehouse raw table → staging → mart → the standings report."""
+    graph = asset_graph(events)
+    lake = f"file://{home}/lake"
+    report = f"{lake}/reports/football/latest.md"
+    for endpoint, mart in (
+        ("standings", "fct_football_standings_current"),
+        ("scorers", "fct_football_top_scorers_current"),
+    ):
+        source = f"http://127.0.0.1/v4/competitions/{code}/{endpoint}"  # the sample server, port and ?season= left out
+        table = raw_table.format(table=f"football_{endpoint}")
+        table = next((k for k in graph if k.lower() == table.lower()), table)  # Snowflake upper-cases names
+        mart = next((k for k in graph if k.lower() == (mart_prefix + mart).lower()), mart_prefix + mart)
+        assert graph[f"{lake}/raw/football/{endpoint}"] == {source}
+        assert f"{lake}/raw/football/{endpoint}" in graph[table]
+        path = reaches(graph, table, mart)
+        assert path and "stg_football__" in path[1], path
+        assert reaches(graph, source, report), endpoint
+    assert graph[report] and all(k.lower().startswith(mart_prefix.lower()) for k in graph[report])
+    keys = {e["resource"]["prefect.resource.id"] for e in events}
+    assert not [k for k in keys if "(" in k or "select" in k.lower() or "competition=" in k or "?" in k]
+
+
 def test_sample_flow_shows_each_dbt_node_as_a_completed_task_run_of_the_flow_run(prefect_server, tmp_path):
     home = tmp_path / "home"
     state = football(competitions=["PL"], sample=True, home=str(home), return_state=True)
@@ -121,6 +144,11 @@ def test_sample_flow_shows_each_dbt_node_as_a_completed_task_run_of_the_flow_run
     assert {r.state_name for r in node_runs} == {"Completed"}
     # run_dbt is called from the flow body here, not from a task: nothing to nest under
     assert not any(r.task_inputs.get("__parents__") for r in node_runs)
+
+    # ...and the run's asset events chain each endpoint to the report, through DuckDB's raw tables
+    report = f"file://{home}/lake/reports/football/latest.md"
+    events = asset_events(state.state_details.flow_run_id, expect=(report,))
+    assert_football_chain(events, home, "PL", "duckdb://warehouse/raw/{table}", "duckdb://warehouse/football/")
 
 
 def test_three_competitions_on_a_ten_per_minute_budget_never_see_a_429(prefect_server, tmp_path, monkeypatch):
@@ -263,8 +291,16 @@ def test_prod_ticks_on_fakesnow_connect_to_snowflake_only_when_a_snapshot_change
             lake_target="dev",
             home=str(home),
         )
-        first = football(**kwargs, snowflake_block="football-test-snowflake")  # full build: no incremental pass yet
+        # full build: no incremental pass yet
+        first_state = football(**kwargs, snowflake_block="football-test-snowflake", return_state=True)
+        first = first_state.result()
         assert first["loaded"] == {"LOADED": 2}
+        report = f"file://{home}/lake/reports/football/latest.md"
+        events = asset_events(first_state.state_details.flow_run_id, expect=(report,))
+        # the raw tables COPY INTO fills and dbt-snowflake's model relations, in Snowflake's upper case
+        assert_football_chain(
+            events, home, "PL", "snowflake://INSIGHTFLOW/RAW/{table}", "snowflake://INSIGHTFLOW/FOOTBALL/"
+        )
 
         sessions = len(fakesnow_api.sessions)
         # The unchanged tick gets a connector block that does not exist: loading it at all would fail the run.

@@ -44,11 +44,12 @@ def test_two_runs_started_together_on_one_home_both_finish_and_match_a_single_ru
     assert sorted(map(history_free_key, lake)) == sorted(
         history_free_key(k) for k in cold_home["lake"] if not k.startswith("reports/")
     )
+    # Manifests and the lineage record (lineage/insightflow.json) hold landing times and this home's path.
     for key, (_, _size) in lake.items():
         if key.startswith("history/"):
             continue  # same partitions and content hashes (the key compared above); the seen-at stamps differ
         assert (home / "lake" / key).read_bytes() == (cold_home["home"] / "lake" / key).read_bytes() or key.endswith(
-            "_manifest.json"
+            ("_manifest.json", "lineage/insightflow.json")
         ), key
     assert not list((home / "lake").rglob(".tmp-*"))
     print(f"two concurrent runs: exit codes {codes} in {elapsed:.1f}s")

@@ -13,8 +13,9 @@ from pathlib import Path
 import duckdb
 import pytest
 
+from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.sample_data import SAMPLE_TABLES
-from tests.prefect_runs import settled_task_runs
+from tests.prefect_runs import asset_events, asset_graph, reaches, settled_task_runs
 
 pytestmark = pytest.mark.usefixtures("prefect_server")
 
@@ -185,6 +186,80 @@ def test_every_dbt_node_is_its_own_task_run_under_dbt_build_with_dbts_timing(bui
     assert upstream and waits_for == upstream
 
 
+# Which marts each dataset feeds, read off the dbt project's refs by hand (not from any manifest).
+MARTS_OF = {
+    "iowrt": {"fct_headline_vs_fuel_monthly"},
+    "iowrt_3d": {"fct_retail_sales_monthly", "fct_fuel_retail_correlation"},
+    "fuelprice": {"fct_headline_vs_fuel_monthly", "fct_fuel_retail_correlation", "fct_retail_sales_monthly"},
+    "msic": {"dim_msic_group"},
+}
+REPORT_READS = {
+    "fct_headline_vs_fuel_monthly",
+    "fct_fuel_retail_correlation",
+    "fct_retail_sales_monthly",
+    "dim_msic_group",
+}
+
+
+def test_asset_events_chain_each_source_url_through_the_lake_and_dbt_to_the_report(built_run):
+    home, state = built_run
+    lake = f"file://{home}/lake"
+    report = f"{lake}/reports/insightflow/latest.html"
+    events = asset_events(state.state_details.flow_run_id, expect=(report,))
+    graph = asset_graph(events)
+    for name, dataset in DATASETS.items():
+        source = f"http://127.0.0.1{dataset.path}"  # the sample server's loopback URL, its port left out
+        raw = f"{lake}/raw/{name}"
+        assert graph[raw] == {source}
+        for mart in MARTS_OF[name]:
+            path = reaches(graph, raw, f"duckdb://warehouse/main/{mart}")
+            assert path and path[1].startswith("duckdb://warehouse/main/stg_"), (name, mart, path)
+        assert reaches(graph, source, report), name
+    assert graph[report] == {f"duckdb://warehouse/main/{m}" for m in REPORT_READS}
+    # dbt sources are keyed as the lake dataset: no key anywhere is made of SQL, and every key is one dataset
+    keys = {e["resource"]["prefect.resource.id"] for e in events} | {u for ups in graph.values() for u in ups}
+    assert not [k for k in keys if "read_parquet" in k or "select" in k or "(" in k or "year=" in k]
+    assert {k for k in keys if k.startswith(f"{lake}/raw/")} == {f"{lake}/raw/{n}" for n in DATASETS}
+
+    landed = {
+        e["resource"]["prefect.resource.id"]: e["payload"]
+        for e in events
+        if "/raw/" in e["resource"]["prefect.resource.id"] and e["event"].endswith("succeeded")
+    }
+    for name in DATASETS:
+        table = SAMPLE_TABLES[name]()
+        metadata = landed[f"{lake}/raw/{name}"]
+        months = {(d.year, d.month) for d in table["date"].to_pylist()} if "date" in table.column_names else {None}
+        assert metadata["rows"] == table.num_rows
+        assert metadata["partitions_written"] == len(months) and metadata["partitions_unchanged"] == 0
+        assert metadata["bytes"] == sum(p.stat().st_size for p in (home / "lake" / "raw" / name).rglob("*.parquet"))
+        assert metadata["source_etag"]
+
+
+def test_lineage_artifact_draws_every_asset_key_of_the_run(built_run):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey, FlowRunFilter, FlowRunFilterId
+
+    home, state = built_run
+    report = f"file://{home}/lake/reports/insightflow/latest.html"
+    graph = asset_graph(asset_events(state.state_details.flow_run_id, expect=(report,)))
+    with get_client(sync_client=True) as client:
+        (artifact,) = client.read_artifacts(
+            artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=["insightflow-lineage"])),
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id])),
+        )
+    text = artifact.data
+    diagram = text.split("```mermaid\n", 1)[1].split("```", 1)[0]
+    assert diagram.startswith("flowchart LR")
+    for key in set(graph) | {u for ups in graph.values() for u in ups}:
+        assert f"`{key}`" in text, key
+    for layer in ("Sources", "Lake datasets", "dbt staging", "dbt intermediate", "dbt marts", "Report"):
+        assert f'["{layer}"]' in diagram, layer
+    # one box per key, one arrow per upstream edge
+    assert diagram.count("-->") == sum(len(ups) for ups in graph.values())
+    assert diagram.count("✔ materialized 20") == len(graph)
+
+
 def test_unchanged_rerun_relands_nothing_and_skips_dbt(built):
     from flows.insightflow import insightflow
 
@@ -197,6 +272,8 @@ def test_unchanged_rerun_relands_nothing_and_skips_dbt(built):
     assert set(summary["datasets"].values()) == {"unchanged"} and summary["dbt"] == "skipped"
     assert {p: p.stat().st_mtime_ns for p in (home / "lake").rglob("*") if p.is_file()} == mtimes
     assert query(home, "select count(*), sum(sales_myr_million) from fct_retail_sales_monthly") == before
+    # nothing was materialized, so no asset event: not for the lake, not for dbt, not for the report
+    assert asset_events(state.state_details.flow_run_id, timeout_s=5) == []
 
 
 def test_dbt_builds_only_models_whose_inputs_landed(tmp_path):
@@ -204,6 +281,16 @@ def test_dbt_builds_only_models_whose_inputs_landed(tmp_path):
 
     state = insightflow(sample=True, home=str(tmp_path), sample_faults={"fuelprice": "html"}, return_state=True)
     assert state.is_failed() and "fuelprice" in state.message
+    events = asset_events(state.state_details.flow_run_id)
+    lake = f"file://{tmp_path}/lake"
+    (failed,) = [e for e in events if e["event"] == "prefect.asset.materialization.failed"]
+    assert failed["resource"]["prefect.resource.id"] == f"{lake}/raw/fuelprice"
+    assert "dataset fuelprice" in failed["payload"]["error"] and "Parquet" in failed["payload"]["error"]
+    assert [r["prefect.resource.id"] for r in failed["related"] if r["prefect.resource.role"] == "asset"] == [
+        "http://127.0.0.1/commodities/fuelprice.parquet"
+    ]
+    graph = asset_graph(events)
+    assert not [k for k in graph if "fuelprice" in k]  # nothing downstream of it was built
     tables = {r[0] for r in query(tmp_path, "select table_name from information_schema.tables")}
     assert {"dim_msic_group", "stg_iowrt_3d"} <= tables
     assert not tables & {"fct_retail_sales_monthly", "int_fuelprice_monthly", "stg_fuelprice"}

@@ -98,6 +98,8 @@ def published(ui_server, tmp_path_factory) -> dict:
         "football_stdout": football_out,
         "report": newest_artifact(ui_server, "insightflow-report"),
         "standings": newest_artifact(ui_server, "football-standings"),
+        "insightflow-lineage": newest_artifact(ui_server, "insightflow-lineage"),
+        "football-lineage": newest_artifact(ui_server, "football-lineage"),
     }
 
 
@@ -160,3 +162,62 @@ def test_standings_artifact_page_shows_tables_scorers_and_points_charts(ui_serve
     assert len(leaders) >= 2
     for shown in ("Premier League (PL)", "Bundesliga (BL1)", "Top scorers", *[name.strip() for name in leaders]):
         assert shown in text, shown
+
+
+def look_at_diagram(url: str, artifact: dict, screenshot: Path) -> tuple[int, str]:
+    """Open the artifact in the V2 UI (the one that draws mermaid); returns the SVG's node count and text."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1600, "height": 2400})
+            page.goto(f"{url}/v2/artifacts/artifact/{artifact['id']}", wait_until="networkidle", timeout=90_000)
+            page.wait_for_selector("svg g.node", timeout=60_000)
+            nodes = page.eval_on_selector_all("svg g.node", "nodes => nodes.length")
+            text = page.eval_on_selector("svg:has(g.node)", "svg => svg.textContent")
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return nodes, text
+
+
+@pytest.mark.parametrize(
+    ("key", "shown"),
+    [
+        (
+            "insightflow-lineage",
+            [
+                "raw/iowrt",
+                "raw/fuelprice",
+                "stg_fuelprice",
+                "int_fuelprice_monthly",
+                "fct_fuel_retail_correlation",
+                "insightflow report",
+                "127.0.0.1/iowrt/iowrt.parquet",
+                "materialized",
+            ],
+        ),
+        (
+            "football-lineage",
+            [
+                "raw/football/standings",
+                "football_standings",
+                "stg_football__standings",
+                "fct_football_standings_current",
+                "football standings",
+                "127.0.0.1/v4/competitions/PL/standings",
+            ],
+        ),
+    ],
+)
+def test_lineage_diagram_renders_as_an_svg_with_every_node_in_the_v2_ui(ui_server, published, tmp_path, key, shown):
+    artifact = published[key]
+    source = artifact["data"].split("```mermaid\n", 1)[1].split("```", 1)[0]
+    boxes = re.findall(r'^\s+n\d+\["([^"]*)"\]$', source, re.M)  # one per asset key, from the markdown itself
+    nodes, text = look_at_diagram(ui_server, artifact, tmp_path / f"{key}.png")
+    assert nodes == len(boxes) > 10
+    for label in shown:
+        assert label in text, label
+    for box in boxes:
+        assert box.split("<br/>")[0] in text

@@ -92,6 +92,7 @@ def prod(tmp_path_factory) -> dict:
     return {
         "as_of": as_of.result.results[0].node.compiled_code,
         "manifest": parsed.result,
+        "manifest_path": work / "target" / "manifest.json",
         "compiled": {r.node.unique_id: (str(r.node.resource_type), r.node.compiled_code) for r in compiled.result},
     }
 
@@ -151,3 +152,36 @@ def test_as_of_macro_compiles_to_trino_over_the_vintages_mart(prod):
     sqlglot.parse_one(sql, read="trino", error_level=sqlglot.ErrorLevel.RAISE)
     assert f'from "awsdatacatalog"."{SCHEMA}"."fct_retail_sales_vintages"' in sql
     assert "cast('2025-10-01 00:00:00' as timestamp)" in sql
+
+
+def test_prod_asset_keys_chain_the_s3_lake_datasets_through_staging_to_the_athena_marts(prod):
+    """What the node reporter would emit on Athena: sources keyed as the S3 lake datasets, models as Athena relations."""
+    from tasks.core.dbt_assets import node_asset, read_manifest
+
+    manifest = read_manifest(prod["manifest_path"])
+    lake = {f"{src}.{name}": f"s3://insightflow-lake/raw/{name}" for src, name in SOURCES}
+    entries = {**manifest["sources"], **manifest["nodes"]}
+    adapter = manifest["metadata"]["adapter_type"]
+
+    def key(unique_id: str) -> str | None:
+        resource = node_asset(entries[unique_id], adapter, lake)
+        return resource and resource["prefect.resource.id"]
+
+    def upstream(unique_id: str) -> set[str]:
+        return {key(u) for u in entries[unique_id]["depends_on"]["nodes"]} - {None}
+
+    athena = f"athena://awsdatacatalog/{SCHEMA}"
+    for src, name in SOURCES:
+        assert key(f"source.insightflow.{src}.{name}") == f"s3://insightflow-lake/raw/{name}"
+    assert upstream("model.insightflow.stg_iowrt") == {"s3://insightflow-lake/raw/iowrt"}
+    assert upstream("model.insightflow.stg_fuelprice") == {"s3://insightflow-lake/raw/fuelprice"}
+    assert key("model.insightflow.fct_fuel_retail_correlation") == f"{athena}/fct_fuel_retail_correlation"
+    assert upstream("model.insightflow.fct_headline_vs_fuel_monthly") == {
+        f"{athena}/int_fuelprice_monthly_changes",
+        f"{athena}/int_iowrt_monthly_growth",
+    }
+    # without a key from the pipeline a source has none: never one made of its relation or SQL
+    assert node_asset(entries["source.insightflow.dosm.iowrt"], adapter, {}) is None
+
+
+SOURCES = [("dosm", "iowrt"), ("dosm", "iowrt_3d"), ("dosm", "msic"), ("datagovmy", "fuelprice")]
