@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -35,11 +36,13 @@ from tasks.insightflow.athena import load_dbt_prod_env
 from tasks.insightflow.catalog import update_catalog
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.fetch import fetch_dataset, source_url
+from tasks.insightflow.freshness import check_freshness
 from tasks.insightflow.land import LandResult, land_dataset
 from tasks.insightflow.report import publish_insightflow_report
 from tasks.insightflow.sample import FAULTS, sample_server
+from tasks.insightflow.sample_data import SAMPLE_AS_OF
 from tasks.insightflow.validate import validate_dataset
-from tasks.insightflow.warehouse import build_warehouse
+from tasks.insightflow.warehouse import build_warehouse, check_source_freshness
 
 
 class IngestFailed(RuntimeError):
@@ -67,7 +70,7 @@ def _dev_warehouse_env(home: str | None) -> dict[str, str]:
     }
 
 
-def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summary) -> None:
+def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summary, freshness: list[dict]) -> None:
     rows = []
     for name in DATASETS:
         if name in results:
@@ -102,6 +105,12 @@ def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summa
     create_table_artifact(
         rows, key="insightflow-datasets", description="Datasets fetched, validated and landed by this run"
     )
+    if freshness:
+        create_table_artifact(
+            freshness,
+            key="insightflow-freshness",
+            description="Is the data late? Each dataset's newest period against its contract, and dbt source freshness",
+        )
     if dbt_summary is not None:
         if dbt_summary.skipped:
             create_markdown_artifact(
@@ -132,6 +141,7 @@ def insightflow(
     athena_block: str = "insightflow-athena",
     catalog_mode: Literal["partitions", "crawler"] = "partitions",
     lock_timeout_s: float = 900.0,
+    freshness_as_of: date | None = None,
 ) -> dict:
     """Fetch DOSM and data.gov.my datasets, land them as partitioned Parquet, and build the dbt star schema."""
     logger = get_run_logger()
@@ -189,6 +199,14 @@ def insightflow(
                 full_refresh=full_refresh,
                 node_tasks=dbt_node_tasks,
             )
+        # Live sources are judged against today; the sample against its own as-of date (a first run is
+        # fresh); freshness_as_of overrides both (backfills, tests).
+        as_of = freshness_as_of or (SAMPLE_AS_OF if sample else None)
+        judged = "the given date" if freshness_as_of else "the sample's as-of date" if sample else "today"
+        verdicts = check_freshness(lake, list(results), as_of, judged) if results else []
+        freshness = [v.row() for v in verdicts]
+        if run_dbt and results:
+            freshness += check_source_freshness(target, env, home_dir / "dbt" / f"insightflow-{target}", as_of)
         # Under the home lock, so a second run cannot interleave its report with this one's; not after a
         # partial landing, whose marts are partly stale (the run fails with IngestFailed below).
         report = (
@@ -197,7 +215,7 @@ def insightflow(
             else None
         )
 
-    _publish(results, failures, dbt_summary)
+    _publish(results, failures, dbt_summary, freshness)
     summary = {
         "target": target,
         "lake": lake.uri(),
@@ -207,6 +225,11 @@ def insightflow(
         if dbt_summary is None
         else ("skipped" if dbt_summary.skipped else f"{len(dbt_summary.nodes)} nodes"),
         "report": None if report is None else report.latest_uri,
+        "freshness": {
+            "as_of": (as_of or datetime.now(UTC).date()).isoformat(),
+            "judged_against": judged,
+            "rows": freshness,
+        },
     }
     if failures:
         listed = "; ".join(f"{name}: {cause}" for name, cause in sorted(failures.items()))
@@ -219,6 +242,7 @@ def _print_summary(summary: dict, dashboard_url: str | None) -> None:
     for name, status in summary["datasets"].items():
         print(f"  {name:<10} {status}")
     print(f"  dbt        {summary['dbt']}")
+    _print_freshness(summary.get("freshness"))
     print(f"\nLake:      {summary['lake']}")
     if summary["target"] == "dev":
         wh = summary["warehouse"]
@@ -231,6 +255,23 @@ def _print_summary(summary: dict, dashboard_url: str | None) -> None:
     if dashboard_url:
         print(f"Dashboard: {dashboard_url}")
     print(f"\nReport:    {summary['report'] or 'not built (dbt did not run)'}")
+
+
+def _print_freshness(freshness: dict | None) -> None:
+    if not freshness or not freshness["rows"]:
+        return
+    print(f"\nFreshness as of {freshness['as_of']} ({freshness['judged_against']}):")
+    for row in freshness["rows"]:
+        if row["check"] != "contract" or row["status"] == "not tracked":
+            continue
+        dbt = next(
+            (r for r in freshness["rows"] if r["check"] == "dbt source" and r["dataset"] == row["dataset"]), None
+        )
+        age = f"{row['age (days)']} d old, allowed {row['allowed (days)']} d"
+        print(
+            f"  {row['dataset']:<10} newest {row['newest period']:<10} {age:<28} {row['status']}"
+            + (f" (dbt: {dbt['status']})" if dbt else "")
+        )
 
 
 def _sample_fault(value: str) -> tuple[str, str]:
