@@ -51,12 +51,13 @@ class Verdict:
     stale_checks: tuple[str, ...] = ()
 
     def row(self) -> dict:
+        # "n/a", not "-": the Prefect UI renders a lone "-" in a table cell as a list bullet.
         return {
             "dataset": self.dataset,
             "check": "contract",
-            "newest period": self.newest_period or "-",
-            "age (days)": "-" if self.age_days is None else self.age_days,
-            "allowed (days)": "-" if self.allowed_days is None else self.allowed_days,
+            "newest period": self.newest_period or "n/a",
+            "age (days)": "n/a" if self.age_days is None else self.age_days,
+            "allowed (days)": "n/a" if self.allowed_days is None else self.allowed_days,
             "status": self.status,
             "note": self.reason,
         }
@@ -77,7 +78,7 @@ def assess(name: str, manifest: dict | None, as_of: date) -> Verdict:
     """Judge one dataset's landed manifest against its contract's freshness on ``as_of``."""
     rule = DATASETS[name].freshness
     if rule is None:
-        return Verdict(name, "-", "", None, None, None, None, "not tracked", "reference data, no release cadence")
+        return Verdict(name, "n/a", "", None, None, None, None, "not tracked", "reference data, no release cadence")
     newest = _newest(manifest or {})
     if newest is None:
         return Verdict(name, rule.cadence, "", None, rule.allowed_lag.days, None, None, "unknown", "nothing landed yet")

@@ -127,9 +127,10 @@ def check_source_freshness(target: str, env: Mapping[str, str], work_dir: Path, 
             {
                 "dataset": r["table"],
                 "check": "dbt source",
-                "newest period": loaded.date().isoformat() if loaded else "-",
-                "age (days)": "-" if age is None else age,
-                "allowed (days)": r["warn_after"].replace(" day", "") or "-",
+                # dbt's own terms: max(loaded_at_field), which for a monthly source is the month's end.
+                "newest period": f"loaded_at {loaded.date().isoformat()}" if loaded else "n/a",
+                "age (days)": "n/a" if age is None else age,
+                "allowed (days)": r["warn_after"].replace(" day", "") or "n/a",
                 "status": "fresh" if r["status"] == "pass" else f"stale (dbt {r['status']})",
                 "note": r["message"] if r["status"] not in {"pass", "warn", "error"} else "",
             }
