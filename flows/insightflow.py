@@ -302,6 +302,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fast-dbt", action="store_true", help="run dbt inside one task, without a task run per model and test"
     )
+    parser.add_argument(
+        "--freshness-as-of",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="judge the data's freshness as of this day (default: today; the sample's own date with --sample)",
+    )
     args = parser.parse_args(argv)
     if args.sample_fault and not args.sample:
         parser.error("--sample-fault needs --sample")
@@ -315,6 +321,7 @@ def main(argv: list[str] | None = None) -> int:
         full_refresh=args.full_refresh,
         run_dbt=not args.no_dbt,
         dbt_node_tasks=not args.fast_dbt,
+        freshness_as_of=args.freshness_as_of,
     )
     if not run.state.is_completed():
         print(f"\nInsightFlow run failed: {run.state.result(raise_on_failure=False)}", file=sys.stderr)

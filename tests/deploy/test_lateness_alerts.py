@@ -2,8 +2,9 @@
 
 On the test session's ``prefect server start``, whose proactive triggers are evaluated every second
 (``PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY``, 5 s by default; tests/conftest.py), the test does what
-docs/operations.md tells an operator to do: ``python -m flows.serve --sample`` serves the deployments of prefect.yaml,
-``python -m blocks register --only alerts`` points the alert block at a loopback webhook and
+docs/deploy.md (sections 4 and 7) tells an operator to do: ``python -m flows.serve --sample`` serves
+the deployments of prefect.yaml, ``python -m blocks register --only alerts`` points the alert block at a
+loopback webhook and
 ``python -m automations apply`` applies every alert, with the insightflow-daily windows shortened to
 seconds. Then, in order:
 
