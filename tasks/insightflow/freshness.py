@@ -153,7 +153,18 @@ def check_freshness(lake: Lake, datasets: list[str], as_of: date | None, judged_
     still = [v.dataset for v in verdicts if v.status == "stale" and v not in stale]
     if still:
         logger.info("still stale, already alerted: %s", ", ".join(still))
-    recorded = {**previous, **{v.dataset: asdict(v) | {"as_of": as_of.isoformat()} for v in verdicts}}
-    if recorded != previous:
+    recorded = {**previous, **{v.dataset: _state(v, previous.get(v.dataset), as_of) for v in verdicts}}
+    if recorded != previous:  # an unchanged re-run writes nothing to the lake
         lake.write_json(STATE_KEY, recorded)
     return verdicts
+
+
+def _state(verdict: Verdict, before: dict | None, as_of: date) -> dict:
+    """What is kept per dataset: its state, and since when (the as-of day it was first seen in it)."""
+    state = {
+        "status": verdict.status,
+        "newest_period": verdict.newest_period,
+        "stale_checks": list(verdict.stale_checks),
+    }
+    same = before and all(before.get(k) == v for k, v in state.items())
+    return state | {"since": before["since"] if same and "since" in before else as_of.isoformat()}
