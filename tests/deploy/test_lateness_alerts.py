@@ -59,7 +59,8 @@ def lateness_server(prefect_server, tmp_path_factory) -> Iterator[E2EServer]:
 
 
 def alerts_about(receiver, needle: str) -> list[dict]:
-    return [m for m in receiver.messages if needle in m.get("subject", "")]
+    """Distinct alerts whose subject has ``needle`` (a redelivered event repeats one word for word)."""
+    return [m for m in receiver.distinct() if needle in m.get("subject", "")]
 
 
 def wait_for_alert(receiver, needle: str, timeout: float) -> dict:
