@@ -1,4 +1,6 @@
-"""``python -m automations apply [--block TYPE/NAME] [--dry-run]``: create or update the failure alerts.
+"""``python -m automations apply [--block TYPE/NAME] [--missed-window D=26h] [--hung-limit D=2h] [--dry-run]``.
+
+Creates or updates every alert: failed, missed and hung runs per deployment, and stale data.
 
 Needs the alert block first (``python -m blocks register --only alerts``) and talks to the Prefect API
 of the active profile or ``PREFECT_API_URL``. Idempotent: a second run reports every automation unchanged.
@@ -12,22 +14,62 @@ import os
 import sys
 from uuid import UUID
 
-from automations import DEPLOYMENTS, apply, definitions, resolve_alert_block
+from automations import (
+    DEPLOYMENTS,
+    HUNG_RUN_LIMITS,
+    MISSED_RUN_WINDOWS,
+    apply,
+    definitions,
+    human_window,
+    parse_window,
+    resolve_alert_block,
+)
+
+
+def _deployment_window(value: str) -> tuple[str, object]:
+    deployment, _, window = value.partition("=")
+    if deployment not in DEPLOYMENTS:
+        raise argparse.ArgumentTypeError(f"unknown deployment {deployment!r}; known: {', '.join(DEPLOYMENTS)}")
+    try:
+        return deployment, parse_window(window)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _defaults(table: dict) -> str:
+    return ", ".join(f"{d}={human_window(w).replace(' ', '')}" for d, w in table.items())
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m automations", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    cmd = sub.add_parser("apply", help="create or update one failure-alert automation per deployment")
+    cmd = sub.add_parser("apply", help="create or update the alert automations")
     cmd.add_argument("--block", help="notification block as TYPE/NAME, e.g. slack-webhook/insightflow-alerts")
     cmd.add_argument("--deployment", action="append", choices=DEPLOYMENTS, help="only these deployments (default: all)")
+    cmd.add_argument(
+        "--missed-window",
+        type=_deployment_window,
+        action="append",
+        default=[],
+        metavar="DEPLOYMENT=DURATION",
+        help=f"alert when no run completed within this long (e.g. 26h, 20m); defaults: {_defaults(MISSED_RUN_WINDOWS)}",
+    )
+    cmd.add_argument(
+        "--hung-limit",
+        type=_deployment_window,
+        action="append",
+        default=[],
+        metavar="DEPLOYMENT=DURATION",
+        help=f"alert when a run is still Running after this long; defaults: {_defaults(HUNG_RUN_LIMITS)}",
+    )
     cmd.add_argument("--dry-run", action="store_true", help="print the definitions instead of applying them")
     args = parser.parse_args(argv)
 
     deployments = args.deployment or DEPLOYMENTS
+    windows = {"missed_windows": dict(args.missed_window), "hung_limits": dict(args.hung_limit)}
     if args.dry_run:
         placeholder = UUID(int=0)  # no API call: the real block id is looked up on apply
-        for automation in definitions(placeholder, deployments):
+        for automation in definitions(placeholder, deployments, **windows):
             print(json.dumps(automation.model_dump(mode="json"), indent=2))
         return 0
 
@@ -40,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: {exc}", file=sys.stderr)
             return 2
         print(f"notification block: {block_ref}")
-        for outcome in apply(client, definitions(block_id, deployments)):
+        for outcome in apply(client, definitions(block_id, deployments, **windows)):
             print(outcome)
     return 0
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import sys
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Literal
 
@@ -36,11 +37,13 @@ from tasks.insightflow.athena import load_dbt_prod_env
 from tasks.insightflow.catalog import update_catalog
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.fetch import fetch_dataset, source_url
+from tasks.insightflow.freshness import check_freshness
 from tasks.insightflow.land import LandResult, land_dataset
 from tasks.insightflow.report import publish_insightflow_report
 from tasks.insightflow.sample import FAULTS, sample_server
+from tasks.insightflow.sample_data import SAMPLE_AS_OF
 from tasks.insightflow.validate import validate_dataset
-from tasks.insightflow.warehouse import build_warehouse
+from tasks.insightflow.warehouse import build_warehouse, check_source_freshness
 
 
 class IngestFailed(RuntimeError):
@@ -68,7 +71,7 @@ def _dev_warehouse_env(home: str | None) -> dict[str, str]:
     }
 
 
-def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summary) -> None:
+def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summary, freshness: list[dict]) -> None:
     rows = []
     for name in DATASETS:
         if name in results:
@@ -103,6 +106,12 @@ def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summa
     create_table_artifact(
         rows, key="insightflow-datasets", description="Datasets fetched, validated and landed by this run"
     )
+    if freshness:
+        create_table_artifact(
+            freshness,
+            key="insightflow-freshness",
+            description="Is the data late? Each dataset's newest period against its contract, and dbt source freshness",
+        )
     if dbt_summary is not None:
         if dbt_summary.skipped:
             create_markdown_artifact(
@@ -134,6 +143,7 @@ def insightflow(
     athena_block: str = "insightflow-athena",
     catalog_mode: Literal["partitions", "crawler"] = "partitions",
     lock_timeout_s: float = 900.0,
+    freshness_as_of: date | None = None,
 ) -> dict:
     """Fetch DOSM and data.gov.my datasets, land them as partitioned Parquet, and build the dbt star schema."""
     logger = get_run_logger()
@@ -196,6 +206,17 @@ def insightflow(
                 full_refresh=full_refresh,
                 node_tasks=dbt_node_tasks,
             )
+        # Live sources are judged against today; the sample against its own as-of date (a first run is
+        # fresh); freshness_as_of overrides both (backfills, tests).
+        as_of = freshness_as_of or (SAMPLE_AS_OF if sample else None)
+        judged = "the given date" if freshness_as_of else "the sample's as-of date" if sample else "today"
+        verdicts = check_freshness(lake, list(results), as_of, judged) if results else []
+        freshness = [v.row() for v in verdicts]
+        # With every dbt build; a skipped build (nothing landed) skips it too, keeping an unchanged re-run at
+        # ~2 s instead of paying dbt's start (5-20 s cold here): the contract check, whose lags equal
+        # dbt's warn_after (tests/unit/test_freshness.py), still judges every dataset on such a run.
+        if dbt_summary is not None and not dbt_summary.skipped:
+            freshness += check_source_freshness(target, env, home_dir / "dbt" / f"insightflow-{target}", as_of)
         # Under the home lock, so a second run cannot interleave its report with this one's; not after a
         # partial landing, whose marts are partly stale (the run fails with IngestFailed below).
         report = (
@@ -204,7 +225,7 @@ def insightflow(
             else None
         )
 
-    _publish(results, failures, dbt_summary)
+    _publish(results, failures, dbt_summary, freshness)
     lineage.publish(lake, dict(zip(names, urls, strict=True)), results, failures)
     summary = {
         "target": target,
@@ -215,6 +236,11 @@ def insightflow(
         if dbt_summary is None
         else ("skipped" if dbt_summary.skipped else f"{len(dbt_summary.nodes)} nodes"),
         "report": None if report is None else report.latest_uri,
+        "freshness": {
+            "as_of": (as_of or datetime.now(UTC).date()).isoformat(),
+            "judged_against": judged,
+            "rows": freshness,
+        },
     }
     if failures:
         listed = "; ".join(f"{name}: {cause}" for name, cause in sorted(failures.items()))
@@ -227,6 +253,7 @@ def _print_summary(summary: dict, dashboard_url: str | None) -> None:
     for name, status in summary["datasets"].items():
         print(f"  {name:<10} {status}")
     print(f"  dbt        {summary['dbt']}")
+    _print_freshness(summary.get("freshness"))
     print(f"\nLake:      {summary['lake']}")
     if summary["target"] == "dev":
         wh = summary["warehouse"]
@@ -239,6 +266,23 @@ def _print_summary(summary: dict, dashboard_url: str | None) -> None:
     if dashboard_url:
         print(f"Dashboard: {dashboard_url}")
     print(f"\nReport:    {summary['report'] or 'not built (dbt did not run)'}")
+
+
+def _print_freshness(freshness: dict | None) -> None:
+    if not freshness or not freshness["rows"]:
+        return
+    print(f"\nFreshness as of {freshness['as_of']} ({freshness['judged_against']}):")
+    for row in freshness["rows"]:
+        if row["check"] != "contract" or row["status"] == "not tracked":
+            continue
+        dbt = next(
+            (r for r in freshness["rows"] if r["check"] == "dbt source" and r["dataset"] == row["dataset"]), None
+        )
+        age = f"{row['age (days)']} d old, allowed {row['allowed (days)']} d"
+        print(
+            f"  {row['dataset']:<10} newest {row['newest period']:<10} {age:<28} {row['status']}"
+            + (f" (dbt: {dbt['status']})" if dbt else "")
+        )
 
 
 def _sample_fault(value: str) -> tuple[str, str]:
@@ -276,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--fast-dbt", action="store_true", help="run dbt inside one task, without a task run per model and test"
     )
+    parser.add_argument(
+        "--freshness-as-of",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="judge the data's freshness as of this day (default: today; the sample's own date with --sample)",
+    )
     args = parser.parse_args(argv)
     if args.sample_fault and not args.sample:
         parser.error("--sample-fault needs --sample")
@@ -294,6 +344,7 @@ def main(argv: list[str] | None = None) -> int:
         full_refresh=args.full_refresh,
         run_dbt=not args.no_dbt,
         dbt_node_tasks=not args.fast_dbt,
+        freshness_as_of=args.freshness_as_of,
     )
     return console.exit_status(run, "InsightFlow", _print_summary)
 

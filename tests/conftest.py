@@ -51,7 +51,9 @@ def prefect_server():
     """A real ``prefect server start`` on loopback for the session; yields its API URL."""
     from tasks.core.prefect_server import local_prefect_server
 
-    with local_prefect_server(_SESSION_DIR / "server", port=_PREFECT_PORT) as server:
+    # Proactive automations (missed and hung runs) are evaluated every second instead of every 5 s.
+    extra = {"PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S"}  # an ISO 8601 duration; "1" is refused
+    with local_prefect_server(_SESSION_DIR / "server", port=_PREFECT_PORT, extra_env=extra) as server:
         yield server.api_url
 
 

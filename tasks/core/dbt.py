@@ -219,3 +219,41 @@ def write_state(path: Path, state: dict) -> None:
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(state, indent=2, sort_keys=True))
     os.replace(tmp, path)
+
+
+def source_freshness(project: str, target: str, env: Mapping[str, str], *, work_dir: Path) -> list[dict]:
+    """``dbt source freshness`` on ``dbt/<project>``: one dict per source table with a freshness policy.
+
+    Unlike ``run_dbt`` a stale source does not raise: warn and error are verdicts on the data, which the
+    caller reports. Only dbt itself failing (no result at all) raises ``DbtBuildError``.
+    """
+    from dbt.cli.main import dbtRunner
+
+    path = project_dir(project)
+    cli = ["source", "freshness", "--target", target, "--project-dir", str(path), "--profiles-dir", str(path)]
+    cli += ["--target-path", str(work_dir / "target"), "--log-path", str(work_dir / "logs")]
+    if console_level := os.environ.get(DBT_CONSOLE_LOG_LEVEL):
+        cli += ["--log-level", console_level, "--log-level-file", "debug"]
+    with _environment(env):
+        result = dbtRunner().invoke(cli)
+        release_duckdb()
+    if result.result is None:
+        raise DbtBuildError(project, [], f"dbt source freshness: {result.exception or 'no result'}")
+    rows = []
+    for r in result.result.results:
+        node = r.node
+        criteria = getattr(node, "freshness", None)
+        warn_after = getattr(criteria, "warn_after", None)
+        rows.append(
+            {
+                "source": node.source_name,
+                "table": node.name,
+                "status": str(r.status).split(".")[-1].lower(),
+                "max_loaded_at": getattr(r, "max_loaded_at", None),
+                "snapshotted_at": getattr(r, "snapshotted_at", None),
+                "age_s": getattr(r, "age", None),
+                "warn_after": f"{warn_after.count} {warn_after.period}" if warn_after and warn_after.count else "",
+                "message": (getattr(r, "message", None) or "")[:300],
+            }
+        )
+    return rows

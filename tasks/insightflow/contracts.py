@@ -11,6 +11,7 @@ Lake column names are safe on Athena/Hive: ``date`` becomes ``ymd_date``, ``grou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import Literal
 
 Kind = Literal["string", "date", "float", "int"]
@@ -28,6 +29,29 @@ class Field:
 
 
 @dataclass(frozen=True)
+class Freshness:
+    """How often the publisher releases a dataset and how late its newest period may be.
+
+    ``allowed_lag`` is measured from the end of the newest period in the data (the last day of a
+    monthly series' newest month; a weekly series' newest effective date) to the day it is judged on.
+    ``unchanged_after`` is how long the published file may stay byte-identical before the source
+    itself counts as stale (the publisher stopped publishing, or a mirror stopped syncing).
+    The dbt sources (dbt/insightflow/models/staging/*/_*__sources.yml) declare the same lags as
+    ``warn_after``; tests/unit/test_freshness.py keeps the two in step.
+    """
+
+    cadence: Literal["monthly", "weekly"]
+    allowed_lag: timedelta
+    unchanged_after: timedelta
+
+    def period_end(self, newest: date) -> date:
+        """The day after which ``newest``'s period is over (monthly periods are dated by their first day)."""
+        if self.cadence == "monthly":
+            return date(newest.year + (newest.month == 12), newest.month % 12 + 1, 1)
+        return newest
+
+
+@dataclass(frozen=True)
 class Dataset:
     """A published dataset: where it lives, its contract, and how it is partitioned in the lake."""
 
@@ -37,6 +61,7 @@ class Dataset:
     fields: tuple[Field, ...]
     partition_by_date: bool = True
     description: str = ""
+    freshness: Freshness | None = None
 
     @property
     def date_field(self) -> Field | None:
@@ -57,11 +82,17 @@ def _measure(source: str, required: bool = True) -> Field:
 # Columns that are SQL keywords on Athena/Hive (or awkward elsewhere) get a suffix in the lake.
 RESERVED_RENAMES = {"date": "ymd_date", "group": "group_code", "class": "class_code"}
 
+# DOSM publishes a month about six weeks after it ends, so the newest month is normally 6 to 10 weeks
+# past its end: 75 days means the next release is overdue. The file changes at least monthly (new
+# month, revisions of the last ones): 45 unchanged days is one release missed.
+RETAIL_TRADE_FRESHNESS = Freshness("monthly", allowed_lag=timedelta(days=75), unchanged_after=timedelta(days=45))
+
 IOWRT = Dataset(
     name="iowrt",
     host="dosm",
     path="/iowrt/iowrt.parquet",
     description="Wholesale & retail trade headline: monthly sales (RM mil) and volume index, by series.",
+    freshness=RETAIL_TRADE_FRESHNESS,
     fields=(
         Field("series", "series", "string", nullable=False),
         Field("date", "ymd_date", "date", nullable=False),
@@ -76,6 +107,7 @@ IOWRT_3D = Dataset(
     host="dosm",
     path="/iowrt/iowrt_3d.parquet",
     description="Wholesale & retail trade by 3-digit MSIC group: monthly sales and volume, by series.",
+    freshness=RETAIL_TRADE_FRESHNESS,
     fields=(
         Field("series", "series", "string", nullable=False),
         Field("date", "ymd_date", "date", nullable=False),
@@ -90,6 +122,8 @@ FUELPRICE = Dataset(
     host="datagovmy",
     path="/commodities/fuelprice.parquet",
     description="Weekly retail fuel prices (RM/litre), levels and weekly changes.",
+    # Announced every week (Wednesday evening, effective Thursday): two missed announcements is stale.
+    freshness=Freshness("weekly", allowed_lag=timedelta(days=14), unchanged_after=timedelta(days=14)),
     fields=(
         Field("series_type", "series_type", "string", nullable=False),
         Field("date", "ymd_date", "date", nullable=False),

@@ -46,10 +46,18 @@ class LandResult:
     columns: list[tuple[str, str]] = field(default_factory=list)
     source_etag: str | None = None
     note: str = ""
+    newest_date: str | None = None  # ISO date of the newest row (freshness.py judges it)
 
     @property
     def changed(self) -> bool:
         return bool(self.partitions_written or self.partitions_deleted)
+
+
+def _newest_date(dataset: Dataset, table: pa.Table) -> str | None:
+    if dataset.date_field is None or table.num_rows == 0:
+        return None
+    newest = pc.max(table.column(dataset.date_field.name)).as_py()
+    return newest.isoformat() if newest is not None else None
 
 
 def partition_slices(dataset: Dataset, table: pa.Table) -> list[tuple[str, pa.Table]]:
@@ -93,6 +101,7 @@ def land(lake: Lake, dataset: Dataset, table: pa.Table, fetched: Fetched) -> Lan
         rows=table.num_rows,
         source_etag=fetched.etag,
         columns=[(f.name, str(f.type)) for f in table.schema],
+        newest_date=_newest_date(dataset, table),
     )
     parts: dict[str, dict] = {}
     for partition, rows in partition_slices(dataset, table):
@@ -121,6 +130,7 @@ def land(lake: Lake, dataset: Dataset, table: pa.Table, fetched: Fetched) -> Lan
     manifest = {
         "dataset": dataset.name,
         "landed_at": seen_at.isoformat(timespec="seconds"),
+        "newest_date": result.newest_date,
         "rows": table.num_rows,
         "columns": result.columns,
         "source": {
@@ -231,5 +241,6 @@ def _unchanged(lake: Lake, fetched: Fetched) -> LandResult:
         columns=[tuple(c) for c in previous.get("columns", [])],
         source_etag=fetched.etag,
         versions_recorded=backfilled,
+        newest_date=previous.get("newest_date"),
         note="HTTP 304 Not Modified" if fetched.status == "not_modified" else "same content hash",
     )

@@ -26,6 +26,10 @@ BUDI95_START = date(2025, 9, 30)
 DIESEL_SPLIT = date(2024, 6, 13)
 # Each later sample release (the fixture's revision mode) publishes one new month and revises this many before it.
 REVISED_MONTHS = 3
+# The day the sample stands for: DOSM had published August 2025 (its newest month) and the fuel
+# price for the week of 30 October was announced. Freshness checks judge the sample against this
+# date, not today, so a first `--sample` run is fresh (tasks/insightflow/freshness.py).
+SAMPLE_AS_OF = date(2025, 11, 5)
 
 # 3-digit MSIC groups of Section G with their English titles and a rough share of trade sales.
 MSIC_GROUPS: dict[str, tuple[str, float]] = {

@@ -10,12 +10,22 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Mapping
+from datetime import date
 from pathlib import Path
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 
-from tasks.core.dbt import DbtSummary, project_dir, project_fingerprint, read_state, run_dbt, write_state
+from tasks.core.dbt import (
+    DbtBuildError,
+    DbtSummary,
+    project_dir,
+    project_fingerprint,
+    read_state,
+    run_dbt,
+    source_freshness,
+    write_state,
+)
 from tasks.core.lake import Lake
 from tasks.insightflow.contracts import DATASETS, manifest_key
 from tasks.insightflow.history import history_table_name
@@ -111,3 +121,37 @@ def build_warehouse(
         summary.count("skipped"),
     )
     return summary
+
+
+@task(name="dbt-source-freshness", cache_policy=NO_CACHE)
+def check_source_freshness(target: str, env: Mapping[str, str], work_dir: Path, as_of: date | None) -> list[dict]:
+    """``dbt source freshness`` over the lake sources, as rows of the run's freshness table.
+
+    The thresholds are the sources' own (``warn_after``/``error_after`` in _<source>__sources.yml); with
+    ``as_of`` the newest rows are judged against that day instead of the warehouse clock
+    (macros/collect_freshness.sql), as the offline sample is. Not being able to run it is a warning:
+    the contract checks (freshness.py) still judge every dataset.
+    """
+    extra = {"INSIGHTFLOW_FRESHNESS_AS_OF": as_of.isoformat()} if as_of else {}
+    try:
+        results = source_freshness(PROJECT, target, {**env, **extra}, work_dir=work_dir)
+    except DbtBuildError as exc:
+        get_run_logger().warning("dbt source freshness did not run: %s", exc)
+        return []
+    rows = []
+    for r in sorted(results, key=lambda r: r["table"]):
+        age = None if r["age_s"] is None else int(r["age_s"] // 86400)
+        loaded = r["max_loaded_at"]
+        rows.append(
+            {
+                "dataset": r["table"],
+                "check": "dbt source",
+                # dbt's own terms: max(loaded_at_field), which for a monthly source is the month's end.
+                "newest period": f"loaded_at {loaded.date().isoformat()}" if loaded else "n/a",
+                "age (days)": "n/a" if age is None else age,
+                "allowed (days)": r["warn_after"].replace(" day", "") or "n/a",
+                "status": "fresh" if r["status"] == "pass" else f"stale (dbt {r['status']})",
+                "note": r["message"] if r["status"] not in {"pass", "warn", "error"} else "",
+            }
+        )
+    return rows

@@ -144,6 +144,20 @@ class WebhookReceiver:
     url: str = ""
     messages: list[dict] = field(default_factory=list)
 
+    def distinct(self) -> list[dict]:
+        """The messages without exact repeats.
+
+        Prefect's trigger service acts on an event, then (on SQLite under load) can fail to record a
+        proactive trigger's bucket for the same event ("database is locked"); the event is redelivered and
+        the reactive automation sends the same notification again. A second alert about anything else (a
+        second automation, a second run) differs in its text, so this still counts it.
+        """
+        unique: list[dict] = []
+        for message in self.messages:
+            if message not in unique:
+                unique.append(message)
+        return unique
+
     def wait_for(self, count: int, timeout: float) -> list[dict]:
         deadline = time.monotonic() + timeout
         while len(self.messages) < count and time.monotonic() < deadline:

@@ -22,7 +22,11 @@ import yaml
 from tests.deploy.conftest import REPO_ROOT
 from tests.deploy.test_e2e import client_for, run_deployment, server_python
 
-DEPLOYMENTS = {"insightflow-daily": "insightflow", "football-standings": "football"}
+DEPLOYMENTS = {
+    "insightflow-daily": "insightflow",
+    "football-standings": "football",
+    "football-full-check": "football",
+}
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
@@ -176,7 +180,9 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
     assert "custom-webhook/insightflow-alerts: created" in server_python(
         server, ["-m", "blocks", "register", "--only", "alerts"], alert_env
     )
-    assert server_python(server, ["-m", "automations", "apply"], alert_env).count(": created") == 2
+    # Failure, missed-run and hung-run alerts per deployment, plus the stale-data alert.
+    alerts = 3 * len(declared()) + 1
+    assert server_python(server, ["-m", "automations", "apply"], alert_env).count(": created") == alerts
 
     served = wait_for_deployments(server, serve, timeout=120)
     timings["serve start to both deployments registered"] = time.monotonic() - started
@@ -198,6 +204,8 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
         assert schedule.active and schedule.schedule.timezone == spec["schedules"][0]["timezone"]
     assert served["insightflow-daily"].schedules[0].schedule.cron == "0 5 * * *"
     assert served["football-standings"].schedules[0].schedule.interval == timedelta(seconds=300)
+    assert served["football-full-check"].schedules[0].schedule.cron == "30 3 * * *"
+    assert served["football-full-check"].parameters["full_check"] is True
 
     # The server turns those schedules into runs at the declared times (a day ahead: none becomes due).
     tomorrow = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0) + timedelta(days=1)
@@ -227,7 +235,7 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
 
     messages = webhook_receiver.wait_for(1, timeout=60)
     timings["failing run end to alert"] = time.monotonic() - t0 - timings["three runs, created to all done"]
-    assert len(messages) == 1, messages
+    assert len(webhook_receiver.distinct()) == 1, messages
     text = messages[0]["subject"] + "\n" + messages[0]["body"]
     assert "insightflow-daily" in text and failing.name in text and "fuelprice" in text, text
 

@@ -11,6 +11,7 @@ import inspect
 import re
 import shlex
 import tomllib
+from datetime import timedelta
 from pathlib import Path
 from uuid import uuid4
 
@@ -25,11 +26,20 @@ EXPECTED = {
         "entrypoint": "flows/insightflow.py:insightflow",
         "schedule": {"cron": "0 5 * * *", "timezone": "UTC"},
         "collision_strategy": "ENQUEUE",
+        "parameters": {"target": "prod"},
     },
     "football-standings": {
         "entrypoint": "flows/football.py:football",
         "schedule": {"interval": 300, "timezone": "UTC"},
         "collision_strategy": "CANCEL_NEW",
+        "parameters": {"target": "prod"},
+    },
+    # Issue 21: the daily full check (every data test over all rows) scheduled on its own.
+    "football-full-check": {
+        "entrypoint": "flows/football.py:football",
+        "schedule": {"cron": "30 3 * * *", "timezone": "UTC"},
+        "collision_strategy": "CANCEL_NEW",
+        "parameters": {"target": "prod", "full_check": True},
     },
 }
 
@@ -69,7 +79,7 @@ def test_deployment_has_schedule_concurrency_and_metadata_as_specified(name):
     assert deployment["entrypoint"] == expected["entrypoint"]
     assert deployment["schedules"] == [expected["schedule"]]
     assert deployment["concurrency_limit"] == {"limit": 1, "collision_strategy": expected["collision_strategy"]}
-    assert deployment["parameters"] == {"target": "prod"}
+    assert deployment["parameters"] == expected["parameters"]
     assert "insightflow" in deployment["tags"]
     assert len(deployment["description"]) > 40
     job_variables = deployment["work_pool"]["job_variables"]
@@ -335,6 +345,9 @@ def test_automations_cover_exactly_the_deployments_in_prefect_yaml():
     assert sorted(DEPLOYMENTS) == sorted(deployments())
 
 
+FAILURE = {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
+
+
 def test_failure_alert_definitions_build_and_render():
     import prefect.server.events.actions  # noqa: F401 - registers the ui_url filters
     from prefect.events.actions import SendNotification
@@ -343,8 +356,8 @@ def test_failure_alert_definitions_build_and_render():
     from automations import definitions
 
     block_id = uuid4()
-    built = definitions(block_id)
-    assert len({a.name for a in built}) == len(built) == 2
+    built = [a for a in definitions(block_id) if a.trigger.expect == set(FAILURE)]
+    assert len({a.name for a in built}) == len(built) == len(deployments())
     for automation in built:
         trigger = automation.trigger
         assert trigger.expect == {"prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut"}
@@ -397,7 +410,7 @@ def test_apply_creates_then_changes_nothing_then_updates_and_removes_duplicates(
     client, block = FakeAutomationClient(), uuid4()
     assert {o.outcome for o in apply(client, definitions(block))} == {"created"}
     assert {o.outcome for o in apply(client, definitions(block))} == {"unchanged"}
-    assert len(client.stored) == 2
+    assert len(client.stored) == 3 * len(deployments()) + 1
 
     client.stored[0] = client.stored[0].model_copy(update={"enabled": False})  # paused by an operator
     assert {o.outcome for o in apply(client, definitions(block))} == {"unchanged"}
@@ -406,7 +419,86 @@ def test_apply_creates_then_changes_nothing_then_updates_and_removes_duplicates(
     client.create_automation(definitions(block)[0])  # what a second Automation.create() would leave
     outcomes = apply(client, definitions(uuid4()))
     assert {o.outcome for o in outcomes} == {"updated"}
-    assert sum(o.removed_duplicates for o in outcomes) == 1 and len(client.stored) == 2
+    assert sum(o.removed_duplicates for o in outcomes) == 1 and len(client.stored) == 3 * len(deployments()) + 1
+
+
+def _rendered(automation) -> str:
+    import prefect.server.events.actions  # noqa: F401 - registers the ui_url filters
+    from prefect.server.utilities.user_templates import validate_user_template
+
+    (action,) = automation.actions
+    for template in (action.subject, action.body):
+        validate_user_template(template)
+    return action.subject + "\n" + action.body
+
+
+def test_missed_run_alerts_watch_each_deployment_for_a_completed_run_within_its_window():
+    from automations import definitions
+
+    windows = {"insightflow-daily": timedelta(hours=26), "football-standings": timedelta(minutes=20)}
+    built = {a.name: a for a in definitions(uuid4())}
+    for deployment in deployments():
+        automation = built[f"insightflow-missed-run-alert-{deployment}"]
+        trigger = automation.trigger
+        assert trigger.posture == "Proactive" and trigger.threshold == 1
+        # after == expect == Completed: each Completed run restarts the window (a heartbeat).
+        assert trigger.expect == trigger.after == {"prefect.flow-run.Completed"}
+        assert not trigger.for_each
+        assert trigger.match_related.root == {
+            "prefect.resource.role": "deployment",
+            "prefect.resource.name": deployment,
+        }
+        if deployment in windows:
+            assert trigger.within == windows[deployment]
+        text = _rendered(automation)
+        assert deployment in text and "Completed run" in text
+
+
+def test_hung_run_alerts_open_one_window_per_running_flow_run():
+    from automations import definitions
+
+    limits = {"insightflow-daily": timedelta(hours=2), "football-standings": timedelta(minutes=10)}
+    built = {a.name: a for a in definitions(uuid4())}
+    for deployment in deployments():
+        trigger = built[f"insightflow-hung-run-alert-{deployment}"].trigger
+        assert trigger.posture == "Proactive" and trigger.after == {"prefect.flow-run.Running"}
+        assert FAILURE | {"prefect.flow-run.Completed", "prefect.flow-run.Cancelled"} == trigger.expect
+        assert trigger.for_each == {"prefect.resource.id"}
+        if deployment in limits:
+            assert trigger.within == limits[deployment]
+        assert "flow_run.name" in _rendered(built[f"insightflow-hung-run-alert-{deployment}"])
+
+
+def test_windows_are_configurable_from_the_command_line(capsys):
+    import json
+
+    from automations.__main__ import main
+
+    assert (
+        main(
+            ["apply", "--dry-run", "--missed-window", "insightflow-daily=30h", "--hung-limit", "football-standings=15m"]
+        )
+        == 0
+    )
+    printed = json.loads("[" + capsys.readouterr().out.replace("}\n{", "},\n{") + "]")
+    within = {a["name"]: a["trigger"]["within"] for a in printed}
+    assert within["insightflow-missed-run-alert-insightflow-daily"] == 30 * 3600
+    assert within["insightflow-hung-run-alert-football-standings"] == 15 * 60
+    assert within["insightflow-missed-run-alert-football-standings"] == 20 * 60  # default kept
+    with pytest.raises(SystemExit):
+        main(["apply", "--dry-run", "--missed-window", "no-such-deployment=1h"])
+
+
+def test_stale_data_alert_reacts_to_the_flows_stale_event_and_names_the_dataset():
+    from automations import definitions
+    from tasks.insightflow.freshness import STALE_EVENT
+
+    (stale,) = [a for a in definitions(uuid4()) if a.name == "insightflow-stale-data-alert"]
+    assert stale.trigger.expect == {STALE_EVENT} and stale.trigger.posture == "Reactive"
+    assert stale.trigger.match.root == {"prefect.resource.id": "insightflow.dataset.*"}
+    text = _rendered(stale)
+    for needle in ("prefect.resource.name", "newest_period", "age_days", "allowed_days", "reason"):
+        assert needle in text
 
 
 def test_alert_block_is_slack_or_custom_webhook_from_environment():

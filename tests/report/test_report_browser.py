@@ -15,6 +15,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import httpx
@@ -97,10 +98,30 @@ def published(ui_server, tmp_path_factory) -> dict:
         "stdout": out,
         "football_stdout": football_out,
         "report": newest_artifact(ui_server, "insightflow-report"),
+        "freshness": newest_artifact(ui_server, "insightflow-freshness"),
         "standings": newest_artifact(ui_server, "football-standings"),
         "insightflow-lineage": newest_artifact(ui_server, "insightflow-lineage"),
         "football-lineage": newest_artifact(ui_server, "football-lineage"),
     }
+
+
+def table_rows(url: str, artifact: dict, screenshot: Path, waits_for: str) -> list[list[str]]:
+    """Open a table artifact's page in Chromium once ``waits_for`` is on it; returns each row's cell texts."""
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page(viewport={"width": 1400, "height": 1400})
+            page.goto(f"{url}/artifacts/artifact/{artifact['id']}", wait_until="networkidle", timeout=90_000)
+            page.get_by_text(waits_for).first.wait_for(timeout=60_000)
+            rows = page.eval_on_selector_all(
+                "tr", "rows => rows.map(r => [...r.querySelectorAll('td, th')].map(c => c.innerText.trim()))"
+            )
+            page.screenshot(path=str(screenshot), full_page=True)
+        finally:
+            browser.close()
+    return rows
 
 
 def look_at_artifact(url: str, artifact: dict, screenshot: Path) -> tuple[list[int], str]:
@@ -221,3 +242,32 @@ def test_lineage_diagram_renders_as_an_svg_with_every_node_in_the_v2_ui(ui_serve
         assert label in text, label
     for box in boxes:
         assert box.split("<br/>")[0] in text
+
+
+def test_freshness_table_page_shows_each_dataset_newest_period_age_and_verdict(ui_server, published, tmp_path):
+    import pyarrow.dataset as ds
+
+    # The sample is judged against its own as-of date, which the console names; ages are worked out here
+    # from the Parquet the run landed: a month is over on the first day of the next.
+    as_of = date.fromisoformat(re.search(r"Freshness as of (\d{4}-\d{2}-\d{2})", published["stdout"]).group(1))
+    lake = published["home"] / "lake" / "raw"
+    rows = table_rows(ui_server, published["freshness"], tmp_path / "insightflow-freshness.png", waits_for="iowrt_3d")
+    header, *cells = [r for r in rows if r]
+    assert header[:6] == ["dataset", "check", "newest period", "age (days)", "allowed (days)", "status"], header
+    by_check = {(r[0], r[1]): r for r in cells}
+    for dataset in ("iowrt", "iowrt_3d", "fuelprice"):
+        newest = max(
+            ds.dataset(lake / dataset, format="parquet", partitioning="hive").to_table().column("ymd_date").to_pylist()
+        )
+        if dataset == "fuelprice":  # weekly: judged from the effective date
+            period, age = newest.isoformat(), (as_of - newest).days
+        else:
+            period, age = (
+                f"{newest:%Y-%m}",
+                (as_of - date(newest.year + newest.month // 12, newest.month % 12 + 1, 1)).days,
+            )
+        row = by_check[(dataset, "contract")]
+        assert row[2:4] == [period, str(age)] and row[5] == "fresh", row
+        dbt_row = by_check[(dataset, "dbt source")]
+        assert dbt_row[3] == str(age) and dbt_row[5] == "fresh", dbt_row
+    assert by_check[("msic", "contract")][5] == "not tracked"

@@ -185,3 +185,51 @@ def test_prod_asset_keys_chain_the_s3_lake_datasets_through_staging_to_the_athen
 
 
 SOURCES = [("dosm", "iowrt"), ("dosm", "iowrt_3d"), ("dosm", "msic"), ("datagovmy", "fuelprice")]
+
+
+def test_source_freshness_on_athena_sends_trino_sql_judged_at_the_as_of_date(tmp_path):
+    """``dbt source freshness`` on the prod target, as the flow runs it (tasks.core.dbt.source_freshness).
+
+    moto records each query Athena receives but runs none (every result is empty, so dbt reports a
+    runtime error per source): the check is the SQL itself, one query per source with a freshness
+    policy in the YAML, reading its Glue table with the YAML's loaded_at_field, judged at the as-of
+    date (macros/collect_freshness.sql), and valid Trino.
+    """
+    import boto3
+    import yaml
+    from moto import mock_aws
+    from moto.athena.models import athena_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    from tasks.core.dbt import source_freshness
+
+    expected = {}
+    for path in (DBT_DIR / "models" / "staging").glob("*/_*__sources.yml"):
+        for source in yaml.safe_load(path.read_text())["sources"]:
+            for table in source["tables"]:
+                config = {**(source.get("config") or {}), **(table.get("config") or {})}
+                if config.get("freshness"):
+                    expected[table["name"]] = config["loaded_at_field"]
+    assert sorted(expected) == ["fuelprice", "iowrt", "iowrt_3d"]
+
+    env = {**PROD_ENV, "INSIGHTFLOW_FRESHNESS_AS_OF": "2025-11-05"}
+    with pytest.MonkeyPatch.context() as mp, mock_aws():
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            mp.delenv(name, raising=False)
+        boto3.client("s3", region_name="us-east-1").create_bucket(Bucket="insightflow-ci")
+        rows = source_freshness("insightflow", "prod", env, work_dir=tmp_path)
+        queries = [e.query for e in athena_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].executions.values()]
+
+    assert sorted(r["table"] for r in rows) == sorted(expected)
+    assert {r["status"] for r in rows} == {"runtime error"}  # moto answers no rows
+    by_table = {}
+    for sql in queries:
+        sqlglot.parse_one(sql, read="trino", error_level=sqlglot.ErrorLevel.RAISE)
+        table = sql.rsplit(".", 1)[-1].strip().strip('"')
+        by_table[table] = sql
+    assert sorted(by_table) == sorted(expected)
+    for table, loaded_at in expected.items():
+        sql = " ".join(by_table[table].split())
+        assert f"max({loaded_at}) as max_loaded_at" in sql, sql
+        assert "timestamp '2025-11-05 00:00:00' as snapshotted_at" in sql, sql
+        assert f'from "awsdatacatalog"."{GLUE_SOURCE_DATABASE}"."{table}"' in sql, sql
