@@ -90,7 +90,7 @@ def _plain_tick(server, session, lake, home: Path, dbt_project: str) -> tuple[in
     summary = run_dbt(
         "football",
         "dev",
-        {"INSIGHTFLOW_WAREHOUSE": str(warehouse)},
+        {"INSIGHTFLOW_WAREHOUSE_PATH": str(warehouse)},
         args=["build"],
         work_dir=home / "dbt" / "football-dev",
         in_prefect=False,

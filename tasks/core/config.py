@@ -32,6 +32,16 @@ def warehouse_path(home: str | os.PathLike[str] | None = None) -> Path:
     return insightflow_home(home) / "warehouse.duckdb"
 
 
+def dbt_work_dir(home: str | os.PathLike[str] | None, project: str, target: str) -> Path:
+    """Where a dbt project keeps its target/ and logs/ for one target (kept between runs: partial parsing stays warm)."""
+    return insightflow_home(home) / "dbt" / f"{project}-{target}"
+
+
+def dev_warehouse_env(home: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """What both dbt projects' ``dev`` profiles read: the DuckDB warehouse file and the local lake."""
+    return {"INSIGHTFLOW_WAREHOUSE_PATH": str(warehouse_path(home)), "INSIGHTFLOW_LAKE_DIR": str(lake_dir(home))}
+
+
 def dosm_base_url(override: str | None = None) -> str:
     return (override or os.environ.get("INSIGHTFLOW_DOSM_BASE_URL") or DEFAULT_DOSM_BASE_URL).rstrip("/")
 

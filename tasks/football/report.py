@@ -12,8 +12,6 @@ marked as confirmed unchanged: every run still has its ``football-standings`` ar
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import time
 from collections.abc import Callable
@@ -24,8 +22,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from blocks import names
 from tasks.core import config
 from tasks.core.assets import location_key, materialized
+from tasks.core.charts import figure_png, png_data_uri
 from tasks.core.lake import Lake
 from tasks.core.locks import home_lock
 from tasks.core.query import Query, duckdb_query
@@ -33,7 +33,6 @@ from tasks.core.query import Query, duckdb_query
 ARTIFACT_KEY = "football-standings"
 LATEST_KEY = "reports/football/latest.md"
 TOP_SCORERS = 10
-MAX_PNG_BYTES = 150_000
 STANDINGS_SQL = """
 select competition_code, competition_name, season_year, current_matchday, stage, group_name, position, team_name,
        played_games, won, draw, lost, goals_for, goals_against, goal_difference, points, form, fetched_at
@@ -107,13 +106,10 @@ def points_by_matchday(history: list[dict[str, Any]], code: str, season: int) ->
 
 def points_chart(points: dict[str, dict[int, int]], title: str) -> bytes:
     """Points by matchday, one line per team, as a palette PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
-    from PIL import Image
 
     fig = Figure(figsize=(9, 5), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     fig.suptitle(title, x=0.01, ha="left", fontsize=13, fontweight="bold")
     ranked = sorted(points.items(), key=lambda item: -item[1][max(item[1])])
@@ -138,15 +134,7 @@ def points_chart(points: dict[str, dict[int, int]], title: str) -> bytes:
         fontsize=8,
         color="#555555",
     )
-    raw = io.BytesIO()
-    fig.savefig(raw, format="png", metadata={"Software": None})
-    raw.seek(0)
-    out = io.BytesIO()
-    with Image.open(raw) as image:
-        image.convert("RGB").quantize(colors=128).save(out, format="PNG", optimize=True)
-    if len(out.getvalue()) > MAX_PNG_BYTES:
-        raise ValueError(f"football points chart {title!r} is {len(out.getvalue())} bytes, over {MAX_PNG_BYTES}")
-    return out.getvalue()
+    return figure_png(fig, f"football points chart {title!r}")
 
 
 def _cell(value: Any) -> str:
@@ -229,10 +217,7 @@ def render_markdown(marts: dict[str, list[dict[str, Any]]]) -> tuple[str, int]:
             png = points_chart(
                 points, f"{first['competition_name']} {season}/{str(season + 1)[-2:]}: points by matchday"
             )
-            parts.append(
-                f"![Points by matchday, {first['competition_name']}]"
-                f"(data:image/png;base64,{base64.b64encode(png).decode()})"
-            )
+            parts.append(f"![Points by matchday, {first['competition_name']}]({png_data_uri(png)})")
             charts += 1
         else:
             parts.append(
@@ -244,7 +229,7 @@ def render_markdown(marts: dict[str, list[dict[str, Any]]]) -> tuple[str, int]:
 
 @task(name="football-report", cache_policy=NO_CACHE)
 def publish_football_report(
-    lake: Lake, target: str, home: str | None, snowflake_block: str = "insightflow-snowflake", upstream: list[str] = ()
+    lake: Lake, target: str, home: str | None, snowflake_block: str = names.SNOWFLAKE, upstream: list[str] = ()
 ) -> FootballReport:
     """Publish each competition's current table, top scorers and points chart as the ``football-standings`` artifact.
 

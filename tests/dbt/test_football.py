@@ -66,7 +66,7 @@ def test_dbt_parse_for_the_snowflake_target_needs_no_connection(tmp_path, monkey
 
 def test_data_tests_check_only_the_newest_load_unless_a_full_check_is_asked(tmp_path):
     lake, warehouse, work = LocalLake(tmp_path / "lake"), tmp_path / "warehouse.duckdb", tmp_path / "dbt"
-    env = {"INSIGHTFLOW_WAREHOUSE": str(warehouse)}
+    env = {"INSIGHTFLOW_WAREHOUSE_PATH": str(warehouse)}
 
     def changed_tick(server, session, args):
         plan = plan_sync(lake, sample_tick(lake, server, session), "dev", None)

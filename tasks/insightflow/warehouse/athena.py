@@ -11,6 +11,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from blocks import names
 from tasks.core.config import DBT_DIR
 
 if TYPE_CHECKING:
@@ -19,8 +20,6 @@ if TYPE_CHECKING:
     from blocks.athena import AthenaTarget
 
 PROFILES_PATH = DBT_DIR / "insightflow" / "profiles.yml"
-ATHENA_BLOCK = "insightflow-athena"
-CREDENTIALS_BLOCK = "insightflow-aws"
 
 # The names dbt reads on Athena, matched to profiles.yml (prod target) and the staging sources'
 # `schema:`; tests/tasks/insightflow/warehouse/test_athena.py checks both files. The region reaches dbt as AWS_DEFAULT_REGION.
@@ -72,7 +71,9 @@ def dbt_prod_env(target: AthenaTarget, credentials: AwsCredentials) -> dict[str,
     return env
 
 
-def load_dbt_prod_env(athena_block: str = ATHENA_BLOCK, credentials_block: str = CREDENTIALS_BLOCK) -> dict[str, str]:
+def load_dbt_prod_env(
+    athena_block: str = names.ATHENA, credentials_block: str = names.AWS_CREDENTIALS
+) -> dict[str, str]:
     """``dbt_prod_env`` from the blocks saved under these names."""
     from prefect_aws import AwsCredentials
 
