@@ -32,13 +32,13 @@ from prefect.events.actions import SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
 from blocks.alerts import ALERT_BLOCK
+from tasks.insightflow.freshness import STALE_EVENT  # the event the flow emits, named where it is emitted
 
 # Deployment names as in prefect.yaml (tests/deploy/test_files.py keeps the two in step).
 DEPLOYMENTS = ("insightflow-daily", "football-standings", "football-full-check")
 FAILURE_EVENTS = ("prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut")
 FINAL_EVENTS = (*FAILURE_EVENTS, "prefect.flow-run.Completed", "prefect.flow-run.Cancelled")
 COMPLETED = "prefect.flow-run.Completed"
-STALE_EVENT = "insightflow.dataset.stale"  # tasks/insightflow/freshness.py emits it
 TAG = "insightflow"
 
 # How long each deployment may go without a Completed run: its schedule's period plus slack (daily

@@ -104,7 +104,9 @@ def _flow_tick(server, home: Path) -> tuple[float, dict]:
 
     started = time.perf_counter()
     state = football(
-        competitions=[CODE], football_base_url=server.url, token_block="", home=str(home), return_state=True
+        competitions=[CODE],
+        settings={"football_base_url": server.url, "token_block": "", "home": str(home)},
+        return_state=True,
     )
     wall = time.perf_counter() - started
     if not state.is_completed():

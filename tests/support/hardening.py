@@ -103,7 +103,7 @@ def cold_home(prefect_server, canary_env, tmp_path_factory):
     from flows.insightflow import insightflow
 
     home = tmp_path_factory.mktemp("cold-home")
-    state = insightflow(sample=True, home=str(home), return_state=True)
+    state = insightflow(settings={"sample": True, "home": str(home)}, return_state=True)
     assert state.is_completed(), state.message
     return {
         "home": home,
