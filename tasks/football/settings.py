@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Literal
 
 from prefect import get_run_logger
@@ -77,33 +76,18 @@ def competition_codes(competitions: list[str] | None) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Runtime:
+class Runtime(config.RunHome):
     """One tick's environment, resolved once from its target, settings, blocks and the process environment."""
 
+    PROJECT = PROJECT
     target: Target
     settings: FootballSettings
     lake: Lake
     session: FetchSession
 
     @property
-    def home(self) -> str | None:
-        return self.settings.home
-
-    @property
-    def home_dir(self) -> Path:
-        return config.insightflow_home(self.home)
-
-    @property
-    def warehouse_path(self) -> Path:
-        return config.warehouse_path(self.home)
-
-    @property
     def warehouse(self) -> str:
         return str(self.warehouse_path) if self.target == "dev" else f"snowflake ({self.settings.snowflake_block})"
-
-    @property
-    def dbt_work_dir(self) -> Path:
-        return config.dbt_work_dir(self.home, PROJECT, self.target)
 
     @cached_property
     def dbt_env(self) -> dict[str, str]:

@@ -14,7 +14,6 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cached_property
-from pathlib import Path
 from typing import Literal
 
 from prefect import get_run_logger
@@ -88,29 +87,18 @@ def dataset_names(datasets: list[str] | None) -> list[str]:
 
 
 @dataclass(frozen=True)
-class Runtime:
+class Runtime(config.RunHome):
     """One run's environment, resolved once from its target, settings, blocks and the process environment."""
 
+    PROJECT = PROJECT
     target: Target
     settings: InsightFlowSettings
     lake: Lake
     sample_url: str | None = None
 
     @property
-    def home(self) -> str | None:
-        return self.settings.home
-
-    @property
-    def home_dir(self) -> Path:
-        return config.insightflow_home(self.home)
-
-    @property
-    def dbt_work_dir(self) -> Path:
-        return config.dbt_work_dir(self.home, PROJECT, self.target)
-
-    @property
     def warehouse(self) -> str:
-        return str(config.warehouse_path(self.home)) if self.target == "dev" else "athena"
+        return str(self.warehouse_path) if self.target == "dev" else "athena"
 
     @cached_property
     def dbt_env(self) -> dict[str, str]:
