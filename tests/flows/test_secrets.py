@@ -96,7 +96,7 @@ def test_canary_secrets_never_reach_logs_artifacts_or_the_lake(cold_home, tmp_pa
 @pytest.mark.skipif(
     not (REPO_ROOT / "flows" / "football.py").exists(),
     reason="flows/football.py is not in this checkout yet (a colleague is writing it); "
-    "its secrets check runs once football(sample=True) exists",
+    'its secrets check runs once football(settings={"sample": True}) exists',
 )
 def test_football_flow_never_logs_the_api_token(canary_env, prefect_server, tmp_path):
     from prefect.client.orchestration import get_client

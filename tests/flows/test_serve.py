@@ -216,7 +216,7 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
     football = scheduled_times(server, served["football-standings"].id, tomorrow)
     assert len(football) == 3 and [b - a for a, b in itertools.pairwise(football)] == [timedelta(seconds=300)] * 2
 
-    # Both deployments through the CLI. dbt runs as one call (dbt_node_tasks=false) and football skips
+    # Both deployments through the CLI. dbt runs as one call (settings.dbt_node_tasks=false) and football skips
     # it: the per-node tasks add ~30 s each and are covered by tests/flows/test_insightflow.py and tests/flows/test_football.py.
     # The failing run, started at once, waits for the daily slot (ENQUEUE, limit 1).
     t0 = time.monotonic()
