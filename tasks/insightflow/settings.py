@@ -79,8 +79,8 @@ class InsightFlowSettings(BaseModel):
 
 
 def dataset_names(datasets: list[str] | None) -> list[str]:
-    """The datasets a run fetches: the given ones in order, or every contract; an unknown name is an error."""
-    chosen = list(datasets or DATASETS)
+    """The datasets a run fetches: the given ones in order (each once), or every contract; an unknown name is an error."""
+    chosen = list(dict.fromkeys(datasets or DATASETS))
     if unknown := sorted(set(chosen) - set(DATASETS)):
         raise ValueError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
     return chosen
