@@ -16,7 +16,8 @@ import sqlglot
 from dbt.cli.main import dbtRunner, dbtRunnerResult
 
 # Each dbt invocation parses the project (seconds of CPU); generous bound for a loaded machine.
-pytestmark = [pytest.mark.unit, pytest.mark.timeout(600)]
+# Integration, not unit: it compiles and parses the project with real dbt (~30-60 s).
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(600)]
 
 DBT_DIR = REPO_ROOT / "dbt" / "insightflow"
 SCHEMA = "insightflow_ci"
