@@ -3,6 +3,7 @@
     python deploy/stack.py apply [--stack insightflow] [--parameter Name=Value ...] [--yes]
     python deploy/stack.py plan  [...]            # the change set only, never applied
     python deploy/stack.py output [NAME]          # all outputs as NAME=value lines, or one value
+    python deploy/stack.py job-template --vpc-id V --subnet A --subnet B --security-group G > ecs-template.json
 
 ``apply`` makes a change set, prints what it would add, modify or remove (and whether a resource is
 replaced), asks before executing it (``--yes`` for a script), waits for the stack and prints its
@@ -33,6 +34,7 @@ from typing import Any
 import yaml
 
 TEMPLATE = Path(__file__).resolve().parent / "cloudformation" / "insightflow.yaml"
+JOB_TEMPLATE = Path(__file__).resolve().parent / "ecs" / "base-job-template.json"
 DEFAULT_STACK = "insightflow"
 # Template parameter -> the environment variable it defaults from (the names blocks/ and deploy/iam/ use).
 FROM_ENV = {
@@ -231,6 +233,35 @@ def apply(
     return "updated" if exists else "created"
 
 
+def job_template(
+    values: Mapping[str, str], vpc_id: str, subnets: list[str], security_group: str, prefect_cloud: bool = False
+) -> dict[str, Any]:
+    """deploy/ecs/base-job-template.json with the stack's cluster, roles, log group and API secret and the given network."""
+    import json
+
+    if len(subnets) != 2:
+        raise StackError(f"give two private subnets (--subnet twice), not {len(subnets)}")
+    text = JOB_TEMPLATE.read_text()
+    for placeholder, value in {
+        "<ECS_CLUSTER>": values["EcsCluster"],
+        "<TASK_ROLE_ARN>": values["TaskRoleArn"],
+        "<EXECUTION_ROLE_ARN>": values["TaskExecutionRoleArn"],
+        "<VPC_ID>": vpc_id,
+        "<PRIVATE_SUBNET_ID_A>": subnets[0],
+        "<PRIVATE_SUBNET_ID_B>": subnets[1],
+        "<SECURITY_GROUP_ID>": security_group,
+        '"/insightflow/flow-runs"': json.dumps(values["LogGroup"]),
+    }.items():
+        if placeholder not in text:
+            raise StackError(f"{JOB_TEMPLATE.name} no longer has {placeholder}: update deploy/stack.py")
+        text = text.replace(placeholder, value)
+    template = json.loads(text)
+    # Self-hosted: the auth string's ARN; Prefect Cloud: the API key's (docs/deploy.md, section 1).
+    secret = "prefect_api_key_secret_arn" if prefect_cloud else "prefect_api_auth_string_secret_arn"
+    template["variables"]["properties"][secret]["default"] = values["PrefectApiSecretArn"]
+    return template
+
+
 def _ask(prompt: str) -> bool:
     if not sys.stdin.isatty():
         raise StackError("not applied: no terminal to confirm on; pass --yes to apply without asking")
@@ -249,8 +280,23 @@ def main(argv: list[str] | None = None) -> int:
     out = sub.add_parser("output", help="print the stack's outputs (NAME=value), or one output's value")
     out.add_argument("name", nargs="?")
     out.add_argument("--stack", default=os.environ.get("INSIGHTFLOW_STACK") or DEFAULT_STACK)
+    job = sub.add_parser("job-template", help="print the ECS pool's base job template filled from the stack's outputs")
+    job.add_argument("--stack", default=os.environ.get("INSIGHTFLOW_STACK") or DEFAULT_STACK)
+    job.add_argument("--vpc-id", required=True)
+    job.add_argument("--subnet", action="append", default=[], required=True, help="a private subnet (twice)")
+    job.add_argument("--security-group", required=True)
+    job.add_argument(
+        "--prefect-cloud", action="store_true", help="the secret holds a Cloud API key, not an auth string"
+    )
     args = parser.parse_args(argv)
     try:
+        if args.command == "job-template":
+            import json
+
+            values = outputs(_client("cloudformation"), args.stack)
+            template = job_template(values, args.vpc_id, args.subnet, args.security_group, args.prefect_cloud)
+            print(json.dumps(template, indent=2))
+            return 0
         if args.command == "output":
             values = outputs(_client("cloudformation"), args.stack)
             if args.name is None:

@@ -185,7 +185,7 @@ def enforcing_moto(cloudformation_outputs: bool = False) -> Iterator[str]:
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # moto imports every backend: slow on a loaded machine
         while True:
             try:
                 httpx.get(f"{url}/moto-api/data.json", timeout=2).raise_for_status()

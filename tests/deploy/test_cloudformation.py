@@ -360,3 +360,34 @@ def test_the_change_set_lines_say_what_is_replaced():
     )
     assert lines[0].split() == ["Modify", "LakeBucket", "AWS::S3::Bucket", "(REPLACED)"]
     assert lines[1].split() == ["Add", "GlueCrawler", "AWS::Glue::Crawler"]
+
+
+def test_the_pools_job_template_is_filled_from_the_stacks_outputs_and_the_network():
+    stack = _load_script(STACK_SCRIPT, "insightflow_stack")
+    outputs = {
+        "EcsCluster": "insightflow",
+        "TaskRoleArn": f"arn:aws:iam::{ACCOUNT}:role/insightflow-task",
+        "TaskExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/insightflow-task-execution",
+        "LogGroup": "/acme/flow-runs",
+        "PrefectApiSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:insightflow/prefect-api-AbCdEf",
+    }
+    template = stack.job_template(outputs, "vpc-1", ["subnet-a", "subnet-b"], "sg-1")
+    assert not re.findall(r"<[A-Z_]+>", json.dumps(template))
+    defaults = {name: spec.get("default") for name, spec in template["variables"]["properties"].items()}
+    assert defaults["cluster"] == "insightflow" and defaults["vpc_id"] == "vpc-1"
+    assert (defaults["task_role_arn"], defaults["execution_role_arn"]) == (
+        outputs["TaskRoleArn"],
+        outputs["TaskExecutionRoleArn"],
+    )
+    assert defaults["network_configuration"] == {
+        "subnets": ["subnet-a", "subnet-b"],
+        "securityGroups": ["sg-1"],
+        "assignPublicIp": "DISABLED",
+    }
+    assert defaults["cloudwatch_logs_options"]["awslogs-group"] == "/acme/flow-runs"
+    assert defaults["prefect_api_auth_string_secret_arn"] == outputs["PrefectApiSecretArn"]
+    assert defaults["prefect_api_key_secret_arn"] is None  # self-hosted: never the key's (docs/deploy.md)
+    cloud = stack.job_template(outputs, "vpc-1", ["subnet-a", "subnet-b"], "sg-1", prefect_cloud=True)
+    assert cloud["variables"]["properties"]["prefect_api_key_secret_arn"]["default"] == outputs["PrefectApiSecretArn"]
+    with pytest.raises(stack.StackError, match="two private subnets"):
+        stack.job_template(outputs, "vpc-1", ["subnet-a"], "sg-1")
