@@ -3,7 +3,7 @@
 The template is generated, never edited by hand: its IAM policy documents come from the files in
 deploy/iam/ (deploy/iam/render.py's ``cloudformation``), so the policies exist once.
 ``python deploy/cloudformation/generate.py`` rewrites the file; ``--check`` exits 1 when it is stale
-(tests/deploy/test_cloudformation.py runs that). ``python deploy/stack.py apply`` deploys it.
+(tests/deploy/cloudformation/test_generate.py runs that). ``python deploy/stack.py apply`` deploys it.
 
 What the stack holds (docs/aws.md section 1):
 - the lake bucket (public access blocked, TLS-only policy, SSE-S3, owner-enforced, a rule aborting

@@ -12,7 +12,7 @@ the role Snowflake's storage integration assumes to read the football snapshots,
 The files hold ``${NAME}`` placeholders; ``render`` fills them and refuses to leave any behind.
 A statement that mentions an optional placeholder left unset (the Glue crawler, the Prefect API
 secret) is dropped, so the rendered policy grants nothing the deployment does not use.
-``tests/aws/test_iam_policy.py`` runs the prod path under this policy on moto with IAM enforcement on.
+``tests/deploy/iam/test_task_policy.py`` runs the prod path under this policy on moto with IAM enforcement on.
 
 ``cloudformation`` turns the same files into CloudFormation policy documents (each placeholder becomes a
 ``Fn::Sub`` of a stack parameter or pseudo parameter, an optional statement an ``Fn::If``):

@@ -1,6 +1,6 @@
 """The CloudFormation stack on moto: the two admin commands, what moto creates, and the prod flow as the stack's task role.
 
-One moto server of its own with IAM enforcement on (tests/aws/moto_cfn_server.py: moto plus the one
+One moto server of its own with IAM enforcement on (tests/support/moto_cfn_server.py: moto plus the one
 fix that makes a change set's outputs visible). An admin user runs ``python deploy/stack.py apply``
 twice (the second changes nothing) and ``python -m blocks register --from-stack``; then the prod flow
 runs on the stack's buckets and Glue database with the credentials of the stack's task role and is
@@ -24,8 +24,8 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.aws import iam
-from tests.deploy.test_cloudformation import TEMPLATE, resolve_template
+from tests.deploy.cloudformation.test_generate import TEMPLATE, check_skipped_resources, resolve_template
+from tests.support import iam
 
 pytestmark = [pytest.mark.aws, pytest.mark.usefixtures("prefect_server")]
 
@@ -219,10 +219,8 @@ def test_what_moto_skips_or_ignores_is_absent_there_and_checked_in_the_template(
     ):
         with pytest.raises(ClientError):
             probe()
-    # The static checks of these parts live in test_cloudformation.py (run on the same resolved template).
-    from tests.deploy import test_cloudformation
-
-    test_cloudformation.check_skipped_resources(template)
+    # The static checks of these parts (tests/deploy/cloudformation/test_generate.py), on the same resolved template.
+    check_skipped_resources(template)
 
 
 def _task_role_keys(url: str, admin: dict[str, str]) -> tuple[dict[str, str], dict]:
@@ -230,7 +228,7 @@ def _task_role_keys(url: str, admin: dict[str, str]) -> tuple[dict[str, str], di
 
     moto cannot start an ECS task, so the admin lets itself assume the role (its permissions untouched);
     and moto matches Glue and Athena calls only against Resource ``*``, so the role gets the stack's own
-    policy with those resources widened (tests/aws/iam.py ``for_moto``); every call the run makes is then
+    policy with those resources widened (tests/support/iam.py ``for_moto``); every call the run makes is then
     checked against the stack's unwidened policy, statement by statement.
     """
     roles = _client(url, "iam", admin)
@@ -266,7 +264,7 @@ def test_blocks_come_from_the_stack_and_the_prod_flow_runs_as_its_task_role_and_
     from blocks.registry import register
     from blocks.stack import env_from_stack
     from flows.insightflow import insightflow
-    from tasks.insightflow.sample import sample_server
+    from tasks.insightflow.sample.server import sample_server
 
     url, admin, _ = stack
     # The second admin command: every aws block from the stack's outputs, nothing retyped, no admin key stored.
