@@ -17,7 +17,7 @@ template); unchanged values are left alone.
 
 Needs an admin's AWS credentials (roles are named: ``CAPABILITY_NAMED_IAM``). Deleting the stack keeps
 the lake bucket, the Athena results bucket and the Glue databases (``DeletionPolicy: Retain``).
-A script, like deploy/iam/render.py: under pytest the name ``deploy`` is the tests' package.
+A script run from the repository root, like deploy/iam/render.py (deploy/ is not an installed package).
 """
 
 from __future__ import annotations
