@@ -150,20 +150,19 @@ def outputs(cf, name: str) -> dict[str, str]:
     return {o["OutputKey"]: o["OutputValue"] for o in stack.get("Outputs") or []}
 
 
-def _store_api_secret(name: str, env: Mapping[str, str], out=print) -> None:
+def _store_api_secret(secret_name: str, env: Mapping[str, str], out=print) -> None:
     """Put PREFECT_API_KEY / PREFECT_API_AUTH_STRING into the stack's secret when it differs (never printed)."""
     variable = next((v for v in API_SECRET_VARIABLES if env.get(v)), None)
     if variable is None:
         out(f"Prefect API secret: left as is (export {' or '.join(API_SECRET_VARIABLES)} to set it)")
         return
-    arn = outputs(_client("cloudformation"), name).get("PrefectApiSecretArn")
     secrets = _client("secretsmanager")
-    current = secrets.get_secret_value(SecretId=arn)["SecretString"]
+    current = secrets.get_secret_value(SecretId=secret_name)["SecretString"]
     if current == env[variable]:
-        out(f"Prefect API secret: unchanged ({variable})")
+        out(f"Prefect API secret {secret_name}: unchanged ({variable})")
         return
-    secrets.put_secret_value(SecretId=arn, SecretString=env[variable])
-    out(f"Prefect API secret: set from {variable}")
+    secrets.put_secret_value(SecretId=secret_name, SecretString=env[variable])
+    out(f"Prefect API secret {secret_name}: set from {variable}")
 
 
 def apply(
@@ -201,7 +200,7 @@ def apply(
         if any(marker in reason for marker in NO_CHANGES):
             out(f"Stack {name} is up to date: no changes.")
             if execute:
-                _store_api_secret(name, env, out)
+                _store_api_secret(values["PrefectApiSecretName"], env, out)
             return "unchanged"
         raise StackError(f"CloudFormation refused the change set for {name}: {reason}")
     changes = described.get("Changes") or []
@@ -229,7 +228,7 @@ def apply(
     out(f"Stack {name}: {'updated' if exists else 'created'}.")
     for key, value in sorted(outputs(cf, name).items()):
         out(f"  {key} = {value}")
-    _store_api_secret(name, env, out)
+    _store_api_secret(values["PrefectApiSecretName"], env, out)
     return "updated" if exists else "created"
 
 

@@ -103,10 +103,14 @@ def _run(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, *args], env=env, cwd=REPO, capture_output=True, text=True, timeout=300)
 
 
-def _apply(url: str, admin: dict[str, str], *extra: str, command: str = "apply") -> subprocess.CompletedProcess:
+def _apply(
+    url: str, admin: dict[str, str], *extra: str, command: str = "apply", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess:
     flags = [f"--parameter={k}={v}" for k, v in PARAMETERS.items()]
     yes = ["--yes"] if command == "apply" else []
-    return _run(["deploy/stack.py", command, "--stack", STACK, *yes, *flags, *extra], _admin_env(url, admin))
+    return _run(
+        ["deploy/stack.py", command, "--stack", STACK, *yes, *flags, *extra], {**_admin_env(url, admin), **(env or {})}
+    )
 
 
 @pytest.fixture(scope="module")
@@ -144,6 +148,20 @@ def test_apply_shows_the_change_set_then_creates_and_a_second_run_changes_nothin
     assert len(cf.describe_stack_events(StackName=STACK)["StackEvents"]) == events
     # the empty change set was deleted (moto keeps executed ones; AWS drops them)
     assert {c["ExecutionStatus"] for c in cf.list_change_sets(StackName=STACK)["Summaries"]} == {"EXECUTE_COMPLETE"}
+
+    # The Prefect API secret's value comes from the environment, never the template, and is never printed.
+    # (moto skips AWS::SecretsManager::Secret, so the admin creates it here as the stack would.)
+    _client(url, "secretsmanager", admin).create_secret(Name="insightflow/prefect-api", SecretString="placeholder")
+    auth = {"PREFECT_API_AUTH_STRING": "admin:s3cr3t-auth-7d1e"}
+    stored = _apply(url, admin, env=auth)
+    assert "Prefect API secret insightflow/prefect-api: set from PREFECT_API_AUTH_STRING" in stored.stdout, (
+        stored.stderr
+    )
+    unchanged = _apply(url, admin, env=auth)
+    assert "insightflow/prefect-api: unchanged" in unchanged.stdout and "no changes" in unchanged.stdout
+    assert "s3cr3t" not in stored.stdout + stored.stderr + unchanged.stdout + unchanged.stderr
+    secret = _client(url, "secretsmanager", admin).get_secret_value(SecretId="insightflow/prefect-api")
+    assert secret["SecretString"] == auth["PREFECT_API_AUTH_STRING"]
 
     # plan never applies; a parameter change (moto lists no per-resource changes for one) stays unapplied
     plan = _apply(url, admin, "--parameter=LogRetentionDays=90", command="plan")
