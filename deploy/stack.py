@@ -182,6 +182,11 @@ def apply(
     exists = stack is not None and stack["StackStatus"] != "REVIEW_IN_PROGRESS"
     if exists and stack["StackStatus"].endswith(("_IN_PROGRESS", "ROLLBACK_FAILED", "DELETE_FAILED")):
         raise StackError(f"stack {name} is {stack['StackStatus']}: wait for it (or repair it in the console) first")
+    if exists and stack["StackStatus"] == "ROLLBACK_COMPLETE":
+        raise StackError(
+            f"stack {name} failed to create (ROLLBACK_COMPLETE) and cannot be updated: see its events, then "
+            f"`aws cloudformation delete-stack --stack-name {name}` (buckets and Glue databases are kept) and apply again"
+        )
     previous = {p["ParameterKey"]: p["ParameterValue"] for p in (stack or {}).get("Parameters") or []}
     values = resolve(template_parameters(body), given, env, previous if exists else {})
     change_set = cf.create_change_set(
