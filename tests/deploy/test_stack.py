@@ -15,6 +15,7 @@ proves moto still skips them (so this list stays true) and checks those parts of
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -79,6 +80,17 @@ ROLES = {
     "snowflake": "insightflow-snowflake-lake-read",
     "deploy": "insightflow-github-deploy",
 }
+
+
+def _policy_document(value: dict | str) -> dict:
+    """A role's inline policy as GetRolePolicy returns it. moto 5.2.5 stores one made by CloudFormation as the
+    Python repr of the document (single quotes), which botocore hands back as a string: read it as a literal."""
+    if isinstance(value, dict):
+        return value
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError:
+        return ast.literal_eval(value)
 
 
 def _client(url: str, service: str, keys: dict[str, str]):
@@ -200,7 +212,7 @@ def test_what_moto_creates_matches_the_template_and_the_roles_hold_exactly_deplo
     # Each role's policy, as CloudFormation resolved it, equals deploy/iam's file rendered by render.py.
     for kind, role in ROLES.items():
         (name,) = roles.list_role_policies(RoleName=role)["PolicyNames"]
-        stored = roles.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"]
+        stored = _policy_document(roles.get_role_policy(RoleName=role, PolicyName=name)["PolicyDocument"])
         assert stored == RENDER.render(kind, VALUES), kind
     ecs_trust = roles.get_role(RoleName="insightflow-task")["Role"]["AssumeRolePolicyDocument"]["Statement"]
     assert [(s["Principal"], s["Action"]) for s in ecs_trust] == [
@@ -250,7 +262,9 @@ def _task_role_keys(url: str, admin: dict[str, str]) -> tuple[dict[str, str], di
     checked against the stack's unwidened policy, statement by statement.
     """
     roles = _client(url, "iam", admin)
-    policy = roles.get_role_policy(RoleName="insightflow-task", PolicyName="insightflow-task")["PolicyDocument"]
+    policy = _policy_document(
+        roles.get_role_policy(RoleName="insightflow-task", PolicyName="insightflow-task")["PolicyDocument"]
+    )
     me = _client(url, "sts", admin).get_caller_identity()["Arn"]
     trust = {
         "Version": "2012-10-17",
