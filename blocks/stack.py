@@ -30,12 +30,22 @@ class StackOutputsError(RuntimeError):
 
 
 def stack_outputs(name: str, env: Mapping[str, str]) -> dict[str, str]:
-    """The stack's outputs (``AWS_ENDPOINT_URL``, region and credentials from ``env`` as boto3 reads them)."""
+    """The stack's outputs, read with the region, endpoint and keys of ``env`` (else boto3's own credential chain)."""
     import boto3
     from botocore.exceptions import ClientError
 
     region = env.get("AWS_REGION") or env.get("AWS_DEFAULT_REGION") or None
-    client = boto3.client("cloudformation", region_name=region, endpoint_url=env.get("AWS_ENDPOINT_URL") or None)
+    keys = {
+        "aws_access_key_id": env.get("AWS_ACCESS_KEY_ID") or None,
+        "aws_secret_access_key": env.get("AWS_SECRET_ACCESS_KEY") or None,
+        "aws_session_token": env.get("AWS_SESSION_TOKEN") or None,
+    }
+    client = boto3.client(
+        "cloudformation",
+        region_name=region,
+        endpoint_url=env.get("AWS_ENDPOINT_URL") or None,
+        **(keys if keys["aws_access_key_id"] else {}),  # else boto3's chain: profile, OIDC web identity, role
+    )
     try:
         stack = client.describe_stacks(StackName=name)["Stacks"][0]
     except ClientError as exc:
