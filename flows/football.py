@@ -124,7 +124,8 @@ def _publish(outcomes: list[Outcome], plan: SyncPlan, dbt_summary: Any) -> None:
         )
 
 
-@flow(name="football")
+# No flow retries (tasks/core/orchestration.py): the next tick, at most five minutes away, is the retry.
+@flow(name="football", retries=0)
 def football(
     competitions: list[str] | None = None,
     season: int | None = None,

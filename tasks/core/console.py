@@ -51,6 +51,7 @@ from prefect.settings import get_current_settings, temporary_settings
 from prefect.states import State
 from prefect.utilities.urls import url_for
 
+from tasks.core import orchestration
 from tasks.core.dbt import DBT_CONSOLE_LOG_LEVEL
 
 TEMPORARY_API_DEFAULTS: dict[str, Any] = {
@@ -59,6 +60,10 @@ TEMPORARY_API_DEFAULTS: dict[str, Any] = {
     "server.services.task_run_recorder.batch_size": 100,
     "server.services.task_run_recorder.read_batch_size": 100,
     "server.services.task_run_recorder.flush_interval": 1,
+    # Heartbeats (crash detection) and API-outage retries, as everywhere a flow runs (unless set).
+    "flows.heartbeat_frequency": orchestration.HEARTBEAT_SECONDS,
+    "client.max_retries": orchestration.CLIENT_MAX_RETRIES,
+    "client.retry_jitter_factor": orchestration.CLIENT_RETRY_JITTER_FACTOR,
 }
 # snowflake-connector's vendored requests warns at import that urllib3/chardet are newer than it has
 # tested (Prefect imports every installed integration, prefect-snowflake included): nothing a person

@@ -1,0 +1,162 @@
+"""How a run outlives trouble in its own orchestration: heartbeats, flow retries, Prefect API outages.
+
+One place for the numbers (docs/operations.md explains each; tests/deploy/test_static.py keeps the
+Dockerfile, deploy/ecs/base-job-template.json and flows/serve.py in step with ``RUNTIME_ENV``):
+
+- **Heartbeats.** Every flow run emits ``prefect.flow-run.heartbeat`` every ``HEARTBEAT_SECONDS``
+  (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``; Prefect 3.8.8's minimum is 30 s, its default 180 s). The
+  crash automation (``python -m automations apply``) marks a run Crashed when no heartbeat and no final
+  state arrived for ``CRASH_AFTER_HEARTBEATS`` intervals: the process running it has died.
+- **Prefect API outages.** The client retries a failed API call ``CLIENT_MAX_RETRIES`` times, waiting
+  2, 4, 8 … 2**n s (±``CLIENT_RETRY_JITTER_FACTOR``): 7 retries wait about 254 s in all, so an outage of
+  three minutes or so is ridden out (Prefect's default, 5 retries, gives up after about 62 s). 429, 502
+  and 503 answers are always retried; 500 is not added (not every route is idempotent).
+- **Flow retries** (the daily InsightFlow flow only; football's next tick is its retry): ``FLOW_RETRIES``
+  more attempts, ``FLOW_RETRY_DELAY_S`` apart, for faults that may clear (a source or AWS outage past
+  the HTTP retries, a lost API). A fault that cannot clear by waiting (a broken payload, a bad
+  parameter, failed dbt tests) fails at once: ``retry_only_transient`` decides. Every stage is
+  idempotent, so a retry re-lands nothing that is already there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+HEARTBEAT_SECONDS = 30
+CRASH_AFTER_HEARTBEATS = 3
+CLIENT_MAX_RETRIES = 7
+CLIENT_RETRY_JITTER_FACTOR = 0.2
+
+# The settings every flow process gets: in the image (Dockerfile ENV), the ECS job template's env,
+# the processes `python -m flows.serve` starts, and command-line runs (tasks/core/console.py).
+RUNTIME_ENV = {
+    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(HEARTBEAT_SECONDS),
+    "PREFECT_CLIENT_MAX_RETRIES": str(CLIENT_MAX_RETRIES),
+    "PREFECT_CLIENT_RETRY_JITTER_FACTOR": str(CLIENT_RETRY_JITTER_FACTOR),
+}
+
+FLOW_RETRIES = 2
+FLOW_RETRY_DELAY_S = 600
+
+
+def flow_retries() -> int:
+    """``FLOW_RETRIES``, or ``INSIGHTFLOW_FLOW_RETRIES`` (0 turns flow retries off)."""
+    return int(os.environ.get("INSIGHTFLOW_FLOW_RETRIES", FLOW_RETRIES))
+
+
+def flow_retry_delay_s() -> float:
+    """``FLOW_RETRY_DELAY_S``, or ``INSIGHTFLOW_FLOW_RETRY_DELAY_S``."""
+    return float(os.environ.get("INSIGHTFLOW_FLOW_RETRY_DELAY_S", FLOW_RETRY_DELAY_S))
+
+
+class RetryingAfterFailure(RuntimeError):
+    """An attempt failed and Prefect retries the flow run; the message says when and why."""
+
+
+def _api_error_types() -> tuple[type[BaseException], ...]:
+    import httpx
+
+    return (httpx.TransportError, OSError, TimeoutError)
+
+
+def is_permanent(exc: BaseException) -> bool:
+    """Whether waiting cannot fix ``exc``: a broken payload, a bad parameter, failed dbt tests.
+
+    Source faults carry their own verdict (``FetchError.transient``); an ingest failure is permanent
+    only if every failed dataset's fault is. Everything else (AWS errors past their retries, a lost
+    Prefect API, a busy lock) counts as transient: every stage is idempotent, so a retry is safe.
+    """
+    from tasks.core.dbt import DbtBuildError
+    from tasks.core.http import FetchError
+    from tasks.insightflow.validate import ContractError
+
+    if isinstance(exc, FetchError):
+        return not exc.transient
+    if isinstance(exc, ContractError | DbtBuildError):
+        return True
+    causes = getattr(exc, "causes", None)
+    if causes:
+        return all(is_permanent(c) for c in causes)
+    if isinstance(exc, _api_error_types()):
+        return False
+    return isinstance(exc, ValueError | TypeError | LookupError)
+
+
+@contextmanager
+def retry_only_transient() -> Iterator[None]:
+    """Around a flow's body: Prefect's flow retries happen for transient faults only.
+
+    On a failure with retries left: a permanent fault lowers the run's retry budget to the attempts
+    already made (the server's retry rule then lets Failed through, so the alert comes at once); a
+    transient one is re-raised as ``RetryingAfterFailure``, whose message (the AwaitingRetry state's)
+    names the attempt, the next one's start and the cause. The last attempt's own exception is
+    re-raised unchanged, so a run's final state always carries the real cause.
+
+    A context manager, not a decorator: Prefect resolves a flow's parameter annotations in the
+    flow function's own module, which a wrapper defined here would hide.
+    """
+    try:
+        yield
+    except Exception as exc:
+        verdict = _attempt_verdict(exc)
+        if verdict is None:
+            raise
+        raise RetryingAfterFailure(verdict) from exc
+
+
+def _attempt_verdict(exc: BaseException) -> str | None:
+    """The retry message when Prefect will retry after ``exc``; None to let the failure through."""
+    from prefect.context import FlowRunContext
+    from prefect.logging import get_run_logger
+
+    context = FlowRunContext.get()
+    if context is None or context.flow_run is None:
+        return None
+    policy = context.flow_run.empirical_policy
+    retries = policy.retries or 0
+    if retries <= 0:
+        return None
+    logger = get_run_logger()
+    try:
+        with _client() as client:
+            attempt = client.read_flow_run(context.flow_run.id).run_count
+            if attempt > retries:
+                return None
+            if is_permanent(exc):
+                logger.error("attempt %d failed with a fault waiting cannot fix: not retried", attempt)
+                client.update_flow_run(
+                    context.flow_run.id, empirical_policy=policy.model_copy(update={"retries": attempt - 1})
+                )
+                return None
+    except Exception as api_exc:  # the API is gone too: Prefect's own retry rule decides
+        logger.warning("could not read this run's attempt count (%s); Prefect retries as configured", api_exc)
+        return None
+    delay = policy.retry_delay or 0
+    at = datetime.now(UTC) + timedelta(seconds=float(delay))
+    message = (
+        f"attempt {attempt} of {retries + 1} failed; retry {attempt} of {retries} at {at:%H:%M:%S} UTC "
+        f"(in {_human(float(delay))}): {type(exc).__name__}: {exc}"
+    )
+    logger.warning(message)
+    return message
+
+
+def _client():
+    from prefect.client.orchestration import get_client
+
+    return get_client(sync_client=True)
+
+
+def _human(seconds: float) -> str:
+    if seconds >= 60 and seconds % 60 == 0:
+        return f"{int(seconds // 60)} min"
+    return f"{seconds:g} s"
+
+
+def flow_retry_options() -> dict[str, Any]:
+    """The ``@flow`` keyword arguments for a flow that retries (the daily InsightFlow flow)."""
+    return {"retries": flow_retries(), "retry_delay_seconds": flow_retry_delay_s()}
