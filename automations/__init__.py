@@ -12,8 +12,8 @@ Per deployment in prefect.yaml, three kinds (the runbook for each is docs/operat
   window per flow run, opened by that run's Running event).
 
 And one that acts rather than notifies: **crash unresponsive runs** marks a run of either flow Crashed
-when its heartbeats stop (no ``prefect.flow-run.heartbeat`` and no final state for three heartbeat
-intervals: the process running it died); the failure alert then fires for it and its deployment's
+when its heartbeats stop (no ``prefect.flow-run.heartbeat`` and no final state for five heartbeat
+intervals: the process running it died; five, so that a 2-minute API outage is not taken for a death); the failure alert then fires for it and its deployment's
 concurrency slot is freed. Runs emit heartbeats every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds
 (tasks/core/orchestration.py); ``--heartbeat`` must match that setting.
 
@@ -254,7 +254,7 @@ def stale_data_alert(block_document_id: UUID) -> AutomationCore:
 
 
 def crash_unresponsive_runs(heartbeat: timedelta = timedelta(seconds=HEARTBEAT_SECONDS)) -> AutomationCore:
-    """Mark a flow run Crashed when no heartbeat and no final state arrived for three heartbeats.
+    """Mark a flow run Crashed when no heartbeat and no final state arrived for five heartbeats.
 
     Prefect's "detect zombie flows" automation (docs.prefect.io/v3/advanced/detect-zombie-flows), for
     this project's flows only. One window per flow run (``for_each``), opened by its first heartbeat and

@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DURATION",
         help=(
             "the flows' heartbeat interval (PREFECT_FLOWS_HEARTBEAT_FREQUENCY where they run; default "
-            f"{HEARTBEAT_SECONDS}s): a run silent for 3 of them is marked Crashed"
+            f"{HEARTBEAT_SECONDS}s): a run silent for 5 of them is marked Crashed"
         ),
     )
     cmd.add_argument("--dry-run", action="store_true", help="print the definitions instead of applying them")

@@ -6,10 +6,14 @@ Dockerfile, deploy/ecs/base-job-template.json and flows/serve.py in step with ``
 - **Heartbeats.** Every flow run emits ``prefect.flow-run.heartbeat`` every ``HEARTBEAT_SECONDS``
   (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``; Prefect 3.8.8's minimum is 30 s, its default 180 s). The
   crash automation (``python -m automations apply``) marks a run Crashed when no heartbeat and no final
-  state arrived for ``CRASH_AFTER_HEARTBEATS`` intervals: the process running it has died.
+  state arrived for ``CRASH_AFTER_HEARTBEATS`` intervals (150 s): the process running it has died. The
+  window is longer than the API outages a run rides out (2 minutes, below), so an outage alone never
+  turns a live run Crashed; a dead one is known 2 to 2.5 minutes after it died.
 - **Prefect API outages.** The client retries a failed API call ``CLIENT_MAX_RETRIES`` times, waiting
-  2, 4, 8 … 2**n s (±``CLIENT_RETRY_JITTER_FACTOR``): 7 retries wait about 254 s in all, so an outage of
-  three minutes or so is ridden out (Prefect's default, 5 retries, gives up after about 62 s). 429, 502
+  2, 4, 8 … 2**n s (±``CLIENT_RETRY_JITTER_FACTOR``): 7 retries wait about 254 s in all (Prefect's
+  default, 5 retries, gives up after about 62 s). An outage up to about 2 minutes is ridden out
+  silently; a longer one (up to ~4 minutes) still ends Completed, after the crash automation has
+  marked the run Crashed and alerted (docs/operations.md, "Crashed run"). 429, 502
   and 503 answers are always retried; 500 is not added (not every route is idempotent).
 - **Flow retries** (the daily InsightFlow flow only; football's next tick is its retry): ``FLOW_RETRIES``
   more attempts, ``FLOW_RETRY_DELAY_S`` apart, for faults that may clear (a source or AWS outage past
@@ -27,7 +31,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 HEARTBEAT_SECONDS = 30
-CRASH_AFTER_HEARTBEATS = 3
+CRASH_AFTER_HEARTBEATS = 5
 CLIENT_MAX_RETRIES = 7
 CLIENT_RETRY_JITTER_FACTOR = 0.2
 
