@@ -35,7 +35,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.core import config, console
+from tasks.core import config, console, orchestration
 from tasks.core.dbt import project_dir, project_fingerprint, run_dbt
 from tasks.core.lake import open_lake
 from tasks.core.locks import home_lock
@@ -228,7 +228,8 @@ def football(
                 )
             mark_synced(lake, plan, dbt_project if dbt_summary is not None else None)
 
-    _publish(outcomes, plan, dbt_summary)
+    with orchestration.best_effort("the run's artifacts"):
+        _publish(outcomes, plan, dbt_summary)
     if dbt_summary is not None:
         report = publish_football_report(
             lake, target, home, snowflake_block, upstream=lineage.report_upstream(home_dir, target)

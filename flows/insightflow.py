@@ -254,7 +254,8 @@ def insightflow(
                 else None
             )
 
-        _publish(results, failures, dbt_summary, freshness)
+        with orchestration.best_effort("the run's artifacts"):
+            _publish(results, failures, dbt_summary, freshness)
         lineage.publish(lake, dict(zip(names, urls, strict=True)), results, failures)
         summary = {
             "target": target,

@@ -164,3 +164,20 @@ def _human(seconds: float) -> str:
 def flow_retry_options() -> dict[str, Any]:
     """The ``@flow`` keyword arguments for a flow that retries (the daily InsightFlow flow)."""
     return {"retries": flow_retries(), "retry_delay_seconds": flow_retry_delay_s()}
+
+
+@contextmanager
+def best_effort(what: str) -> Iterator[None]:
+    """Publish ``what`` (artifacts, events: a view of work already landed) without ever failing the run.
+
+    The API client has already retried for minutes (``CLIENT_MAX_RETRIES``) when an error gets here: log
+    it as a warning and move on; the data and its records in the lake are what the run is for.
+    """
+    try:
+        yield
+    except Exception as exc:
+        from prefect.logging import get_run_logger
+
+        get_run_logger().warning(
+            "could not publish %s (%s: %s); the data is landed, the run goes on", what, type(exc).__name__, exc
+        )
