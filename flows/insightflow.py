@@ -171,7 +171,8 @@ def insightflow(
 ) -> dict:
     """Fetch DOSM and data.gov.my datasets, land them as partitioned Parquet, and build the dbt star schema."""
     # Transient faults are retried by Prefect (FLOW_RETRIES attempts more), permanent ones fail now.
-    with orchestration.retry_only_transient():
+    # Events wait out a Prefect API outage instead of being dropped (tasks/core/orchestration.py).
+    with orchestration.retry_only_transient(), orchestration.events_ride_out_api_outages():
         logger = get_run_logger()
         names = list(datasets or DATASETS)
         unknown = sorted(set(names) - set(DATASETS))
@@ -254,8 +255,7 @@ def insightflow(
                 else None
             )
 
-        with orchestration.best_effort("the run's artifacts"):
-            _publish(results, failures, dbt_summary, freshness)
+        orchestration.publish("the run's artifacts", _publish, results, failures, dbt_summary, freshness)
         lineage.publish(lake, dict(zip(names, urls, strict=True)), results, failures)
         summary = {
             "target": target,

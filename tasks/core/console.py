@@ -178,6 +178,9 @@ def run_flow(flow: Callable[..., Any], **parameters: Any) -> CommandLineRun:
     os.environ.setdefault(DBT_CONSOLE_LOG_LEVEL, "warn")
     # The temporary API is a subprocess that imports the integrations too: the same filter, by prefix.
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:urllib3 ("]))
+    # Prefect's background workers (logs, events) read settings from the environment in their own threads.
+    for name, value in orchestration.RUNTIME_ENV.items():
+        os.environ.setdefault(name, value)
     with temporary_settings(set_defaults=TEMPORARY_API_DEFAULTS), _quiet_console():
         state = flow(**parameters, return_state=True)
         flow_run_id = state.state_details.flow_run_id

@@ -25,7 +25,7 @@ Dockerfile, deploy/ecs/base-job-template.json and flows/serve.py in step with ``
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -166,18 +166,83 @@ def flow_retry_options() -> dict[str, Any]:
     return {"retries": flow_retries(), "retry_delay_seconds": flow_retry_delay_s()}
 
 
-@contextmanager
-def best_effort(what: str) -> Iterator[None]:
-    """Publish ``what`` (artifacts, events: a view of work already landed) without ever failing the run.
+PUBLISH_RETRY_FOR_S = 300.0
+EVENTS_RECONNECTION_ATTEMPTS = 300  # ~1 s apart once refused: about 5 minutes of outage
 
-    The API client has already retried for minutes (``CLIENT_MAX_RETRIES``) when an error gets here: log
-    it as a warning and move on; the data and its records in the lake are what the run is for.
+
+def _transient_api_error(exc: BaseException) -> bool:
+    import httpx
+    from prefect.exceptions import PrefectHTTPStatusError
+
+    if isinstance(exc, PrefectHTTPStatusError):
+        return exc.response.status_code >= 500 or exc.response.status_code in (408, 429)
+    return isinstance(exc, httpx.TransportError | OSError)
+
+
+def publish(what: str, fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """Call ``fn`` (create an artifact: a view of work already landed), never failing the run for it.
+
+    Prefect's client retries a refused connection only on a client that has connected before; an
+    artifact call opens a new one, so a Prefect API outage would fail it at once. Here transient API
+    errors are retried with jittered exponential backoff for up to ``PUBLISH_RETRY_FOR_S``; then, or on
+    any other error, a warning is logged and the run goes on (None is returned).
     """
-    try:
-        yield
-    except Exception as exc:
-        from prefect.logging import get_run_logger
+    from prefect.logging import get_run_logger
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_random_exponential
 
-        get_run_logger().warning(
+    logger = get_run_logger()
+
+    def log_retry(state) -> None:
+        logger.warning(
+            "publishing %s: %s; retrying in %.0f s", what, state.outcome.exception(), state.next_action.sleep
+        )
+
+    try:
+        for attempt in Retrying(
+            retry=retry_if_exception(_transient_api_error),
+            wait=wait_random_exponential(multiplier=1, max=60),
+            stop=stop_after_delay(PUBLISH_RETRY_FOR_S),
+            before_sleep=log_retry,
+            reraise=True,
+        ):
+            with attempt:
+                return fn(*args, **kwargs)
+    except Exception as exc:
+        logger.warning(
             "could not publish %s (%s: %s); the data is landed, the run goes on", what, type(exc).__name__, exc
         )
+    return None
+
+
+@contextmanager
+def events_ride_out_api_outages() -> Iterator[None]:
+    """Inside a flow run: its events (task-run states, heartbeats, assets) wait out a Prefect API outage.
+
+    Prefect's events client gives up after 10 reconnection attempts (about 8 s) and its worker then
+    drops every pending event, task runs' states among them: a run that outlives an outage would
+    still show its task runs stuck. This points the worker at the same client with
+    ``EVENTS_RECONNECTION_ATTEMPTS``; unconfirmed events are re-sent on reconnection, with their
+    original times. Only for a real server (Prefect Cloud included); a temporary local API is left alone.
+    """
+    from prefect.events.clients import PrefectCloudEventsClient, PrefectEventsClient
+    from prefect.events.worker import EventsWorker, emit_events_to_cloud, should_emit_events_to_running_server
+    from prefect.settings import PREFECT_API_KEY, PREFECT_API_URL
+
+    if emit_events_to_cloud():
+        EventsWorker.set_client_override(
+            PrefectCloudEventsClient,
+            api_url=PREFECT_API_URL.value(),
+            api_key=PREFECT_API_KEY.value(),
+            reconnection_attempts=EVENTS_RECONNECTION_ATTEMPTS,
+        )
+    elif should_emit_events_to_running_server():
+        EventsWorker.set_client_override(
+            PrefectEventsClient, api_url=PREFECT_API_URL.value(), reconnection_attempts=EVENTS_RECONNECTION_ATTEMPTS
+        )
+    else:
+        yield
+        return
+    try:
+        yield
+    finally:
+        EventsWorker.set_client_override(None)
