@@ -32,8 +32,23 @@ import sys
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 
 import pytest
+
+# Imported here, not in the outage thread: two threads importing Prefect at once deadlock on its modules.
+from prefect.client.orchestration import get_client  # noqa: F401
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterDeploymentId,
+    FlowRunFilterStartTime,
+    LogFilter,
+    LogFilterFlowRunId,
+    TaskRunFilter,
+    TaskRunFilterFlowRunId,
+)
 
 from tasks.insightflow.contracts import DATASETS
 from tests.deploy.conftest import E2EServer, Processes
@@ -104,20 +119,6 @@ def process_group_gone(pgid: int) -> bool:
 
 def ride_out_an_api_outage(server: E2EServer, home) -> dict[str, float]:
     """A sample run through a proxy that refuses connections for OUTAGE_S seconds once the run is under way."""
-    from datetime import UTC, datetime
-
-    from prefect.client.schemas.filters import (
-        ArtifactFilter,
-        ArtifactFilterFlowRunId,
-        FlowRunFilter,
-        FlowRunFilterDeploymentId,
-        FlowRunFilterStartTime,
-        LogFilter,
-        LogFilterFlowRunId,
-        TaskRunFilter,
-        TaskRunFilterFlowRunId,
-    )
-
     port = int(server.api_url.rsplit(":", 1)[1].split("/")[0])
     proxy = OutageProxy(port)
     proxy.up()
