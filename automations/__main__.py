@@ -16,17 +16,16 @@ import sys
 from datetime import timedelta
 from uuid import UUID
 
-from automations import (
+from automations.alerts import (
     DEPLOYMENTS,
     HEARTBEAT_SECONDS,
     HUNG_RUN_LIMITS,
     MISSED_RUN_WINDOWS,
-    apply,
     definitions,
     human_window,
     parse_window,
-    resolve_alert_block,
 )
+from automations.apply import apply, resolve_alert_block
 
 
 def _deployment_window(value: str) -> tuple[str, object]:

@@ -18,6 +18,9 @@ from tasks.core.prefect_server import free_port  # imports no prefect: settings 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# The stand-ins' fixtures, for every test that asks for them; each starts only when first requested.
+pytest_plugins = ["tests.support.aws", "tests.support.football", "tests.support.deploy", "tests.support.hardening"]
+
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="insightflow-tests-"))
 _PREFECT_PORT = int(os.environ.get("I26A_PORT") or free_port())  # LOCAL HACK
@@ -35,7 +38,7 @@ _PREFECT_ENV = {
     "INSIGHTFLOW_HTTP_BACKOFF_BASE": "0.05",
     "INSIGHTFLOW_HTTP_BACKOFF_CAP": "0.2",
     "INSIGHTFLOW_HTTP_TIMEOUT": "5",
-    # No flow retries (ten minutes apart) in-process; tests/deploy/test_flow_retries.py turns them on.
+    # No flow retries (ten minutes apart) in-process; tests/flows/test_insightflow_retries.py turns them on.
     "INSIGHTFLOW_FLOW_RETRIES": "0",
 }
 os.environ.update(_PREFECT_ENV)

@@ -52,7 +52,7 @@ from prefect.states import State
 from prefect.utilities.urls import url_for
 
 from tasks.core import orchestration
-from tasks.core.dbt import DBT_CONSOLE_LOG_LEVEL
+from tasks.core.dbt.runner import DBT_CONSOLE_LOG_LEVEL
 
 TEMPORARY_API_DEFAULTS: dict[str, Any] = {
     "server.analytics_enabled": False,

@@ -1,6 +1,6 @@
 """How a run outlives trouble in its own orchestration: heartbeats, flow retries, Prefect API outages.
 
-One place for the numbers (docs/operations.md explains each; tests/deploy/test_static.py keeps the
+One place for the numbers (docs/operations.md explains each; tests/deploy/test_files.py keeps the
 Dockerfile, deploy/ecs/base-job-template.json and flows/serve.py in step with ``RUNTIME_ENV``):
 
 - **Heartbeats.** Every flow run emits ``prefect.flow-run.heartbeat`` every ``HEARTBEAT_SECONDS``
@@ -70,17 +70,18 @@ def _api_error_types() -> tuple[type[BaseException], ...]:
 def is_permanent(exc: BaseException) -> bool:
     """Whether waiting cannot fix ``exc``: a broken payload, a bad parameter, failed dbt tests.
 
-    Source faults carry their own verdict (``FetchError.transient``); an ingest failure is permanent
-    only if every failed dataset's fault is. Everything else (AWS errors past their retries, a lost
-    Prefect API, a busy lock) counts as transient: every stage is idempotent, so a retry is safe.
+    An exception may carry its own verdict as a ``transient`` attribute: a source fault
+    (``FetchError.transient``), a contract violation and a failed dbt build (both ``transient =
+    False``). An ingest failure is permanent only if every failed dataset's fault is. Everything else
+    (AWS errors past their retries, a lost Prefect API, a busy lock) counts as transient: every stage
+    is idempotent, so a retry is safe.
     """
-    from tasks.core.dbt import DbtBuildError
-    from tasks.core.http import FetchError
-    from tasks.insightflow.validate import ContractError
+    from prefect.exceptions import ObjectNotFound
 
-    if isinstance(exc, FetchError):
-        return not exc.transient
-    if isinstance(exc, ContractError | DbtBuildError):
+    verdict = getattr(exc, "transient", None)
+    if isinstance(verdict, bool):
+        return not verdict
+    if isinstance(exc, ObjectNotFound):  # a block or deployment that is not there
         return True
     causes = getattr(exc, "causes", None)
     if causes:
