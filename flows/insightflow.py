@@ -41,7 +41,7 @@ from tasks.insightflow.ingest.land import LandResult, land_dataset
 from tasks.insightflow.ingest.validate import validate_dataset
 from tasks.insightflow.report.publish import publish_insightflow_report
 from tasks.insightflow.sample.data import SAMPLE_AS_OF
-from tasks.insightflow.sample.server import FAULTS, sample_server
+from tasks.insightflow.sample.server import FAULTS, sample_server_for_run
 from tasks.insightflow.warehouse.athena import load_dbt_prod_env
 from tasks.insightflow.warehouse.build import build_warehouse, check_source_freshness
 
@@ -72,22 +72,6 @@ def _failure(futures) -> tuple[str, BaseException | None]:
     return "did not complete", None
 
 
-# The sample server of the current flow run, kept across the run's attempts: its fault counters (a
-# "5xx:N" burst) then span the whole run, as a real source outage would, instead of restarting with
-# each retry.
-_SAMPLE_SERVER: tuple[object, object] | None = None
-
-
-def _sample_server_for_run(faults: dict[str, str] | None, release: int):
-    global _SAMPLE_SERVER
-    from prefect.runtime import flow_run
-
-    key = (flow_run.get_id(), repr(sorted((faults or {}).items())), release)
-    if _SAMPLE_SERVER is None or _SAMPLE_SERVER[0] != key:
-        _SAMPLE_SERVER = (key, sample_server(faults, release=release))
-    return _SAMPLE_SERVER[1]
-
-
 def _dev_warehouse_env(home: str | None) -> dict[str, str]:
     return {
         "INSIGHTFLOW_WAREHOUSE_PATH": str(config.warehouse_path(home)),
@@ -114,19 +98,10 @@ def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summa
                 }
             )
         elif name in failures:
-            rows.append(
-                {
-                    "dataset": name,
-                    "status": "failed",
-                    "rows": 0,
-                    "partitions_written": 0,
-                    "partitions_unchanged": 0,
-                    "partitions_deleted": 0,
-                    "bytes": 0,
-                    "source_etag": "",
-                    "note": failures[name][:300],
-                }
+            zero = dict.fromkeys(
+                ("rows", "partitions_written", "partitions_unchanged", "partitions_deleted", "bytes"), 0
             )
+            rows.append({"dataset": name, "status": "failed", **zero, "source_etag": "", "note": failures[name][:300]})
     create_table_artifact(
         rows, key="insightflow-datasets", description="Datasets fetched, validated and landed by this run"
     )
@@ -182,7 +157,7 @@ def insightflow(
 
         with contextlib.ExitStack() as stack:
             if sample:
-                server = stack.enter_context(_sample_server_for_run(sample_faults, sample_release).running())
+                server = stack.enter_context(sample_server_for_run(sample_faults, sample_release).running())
                 dosm_base_url = datagovmy_base_url = server.url()
                 logger.info("sample mode: serving the deterministic sample from %s", server.url())
             stack.enter_context(home_lock(home_dir, timeout_s=lock_timeout_s, what="insightflow"))
@@ -199,15 +174,13 @@ def insightflow(
 
             results: dict[str, LandResult] = {}
             failures: dict[str, str] = {}
-            causes: list[BaseException] = []
+            causes: dict[str, BaseException | None] = {}  # each failed dataset's own exception
             before_landing: dict[str, tuple[str, str]] = {}  # land-dataset reports its own failures
             for name, url, chain in zip(names, urls, zip(fetched, validated, landed, strict=True), strict=True):
                 if chain[-1].state.is_completed():
                     results[name] = chain[-1].result()
                 else:
-                    failures[name], cause = _failure(chain)
-                    if cause is not None:
-                        causes.append(cause)
+                    failures[name], causes[name] = _failure(chain)
                     if any(f.state.is_failed() or f.state.is_crashed() for f in chain[:-1]):
                         before_landing[name] = (url, failures[name])
             lineage.report_failed_before_landing(lake, before_landing)
@@ -274,7 +247,9 @@ def insightflow(
         }
         if failures:
             listed = "; ".join(f"{name}: {cause}" for name, cause in sorted(failures.items()))
-            raise IngestFailed(f"{len(failures)} of {len(names)} dataset(s) failed to land: {listed}", causes)
+            raise IngestFailed(
+                f"{len(failures)} of {len(names)} dataset(s) failed to land: {listed}", [*filter(None, causes.values())]
+            )
         return summary
 
 

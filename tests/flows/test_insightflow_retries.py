@@ -40,9 +40,9 @@ def _run_count(run_id) -> int:
 
 
 def _sample_requests(path: str) -> list[int]:
-    import flows.insightflow as module
+    import tasks.insightflow.sample.server as module
 
-    server = module._SAMPLE_SERVER[1]
+    server = module._FOR_RUN[1]
     return [r["status"] for r in server.requests if r["path"] == path]
 
 
