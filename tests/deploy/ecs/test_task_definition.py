@@ -315,6 +315,7 @@ def test_shipped_template_is_prefect_aws_default_with_only_our_defaults_set():
         "task_role_arn",
         "configure_cloudwatch_logs",
         "cloudwatch_logs_options",
+        "env",  # heartbeats and API retries (tasks/core/orchestration.py)
     }
     for name in changed:  # otherwise the very schema prefect-aws publishes, descriptions included
         shipped_properties[name].pop("default")
