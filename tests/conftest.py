@@ -23,7 +23,7 @@ pytest_plugins = ["tests.support.aws", "tests.support.football", "tests.support.
 
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="insightflow-tests-"))
-_PREFECT_PORT = int(os.environ.get("I26A_PORT") or free_port())  # LOCAL HACK
+_PREFECT_PORT = free_port()
 _PREFECT_ENV = {
     "PREFECT_HOME": str(_SESSION_DIR / "prefect-home"),
     "PREFECT_API_URL": f"http://127.0.0.1:{_PREFECT_PORT}/api",
@@ -56,9 +56,6 @@ def prefect_server():
     """A real ``prefect server start`` on loopback for the session; yields its API URL."""
     from tasks.core.prefect_server import local_prefect_server
 
-    if os.environ.get("I26A_PORT"):  # LOCAL HACK
-        yield f"http://127.0.0.1:{_PREFECT_PORT}/api"
-        return
     # Proactive automations (missed and hung runs) are evaluated every second instead of every 5 s.
     extra = {"PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S"}  # an ISO 8601 duration; "1" is refused
     with local_prefect_server(_SESSION_DIR / "server", port=_PREFECT_PORT, extra_env=extra) as server:
