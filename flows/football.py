@@ -35,6 +35,7 @@ from prefect import flow
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tasks.core import orchestration
 from tasks.football import cli, lineage
 from tasks.football.api import ENDPOINTS, endpoint_url, fetch_endpoint
 from tasks.football.report import publish_football_report, republish_football_report
@@ -49,7 +50,8 @@ __all__ = ["FootballSettings", "football"]
 LOCAL_SETTINGS = FootballSettings()  # frozen: one shared default is safe
 
 
-@flow(name="football")
+# No flow retries (tasks/core/orchestration.py): the next tick, at most five minutes away, is the retry.
+@flow(name="football", retries=0)
 def football(
     competitions: list[str] | None = None,
     season: int | None = None,
@@ -59,32 +61,36 @@ def football(
     settings: FootballSettings = LOCAL_SETTINGS,
 ) -> dict[str, Any]:
     """Land football-data.org standings and scorers that changed since the last snapshot, then load and build only if something did."""
-    codes = competition_codes(competitions)
-    outcomes: list[Outcome] = []
-    urls: dict[tuple[str, str], str] = {}
-    with contextlib.ExitStack() as stack:
-        sample = None
-        if settings.sample:
-            server = stack.enter_context(SampleServer())
-            if settings.sample_matchday is not None:  # the season as it stood after that many matchdays
-                server.play(settings.sample_matchday)
-            sample = (server.url, SAMPLE_TOKEN)
-        run = stack.enter_context(open_runtime(target, settings, sample))
+    # Events wait out a Prefect API outage instead of being dropped (tasks/core/orchestration.py).
+    with orchestration.events_ride_out_api_outages():
+        codes = competition_codes(competitions)
+        outcomes: list[Outcome] = []
+        urls: dict[tuple[str, str], str] = {}
+        with contextlib.ExitStack() as stack:
+            sample = None
+            if settings.sample:
+                server = stack.enter_context(SampleServer())
+                if settings.sample_matchday is not None:  # the season as it stood after that many matchdays
+                    server.play(settings.sample_matchday)
+                sample = (server.url, SAMPLE_TOKEN)
+            run = stack.enter_context(open_runtime(target, settings, sample))
 
-        for code in codes:
-            for endpoint in ENDPOINTS:
-                manifest = read_manifest(run.lake, code, endpoint)
-                url = urls[code, endpoint] = endpoint_url(run.session.root, code, endpoint, season)
-                fetched = fetch_endpoint(run.session, code, endpoint, season, validators_for(manifest, url))
-                outcomes.append(record_snapshot(run.lake, fetched, manifest))
-        sync = sync_warehouse(run, outcomes, codes, full_check=full_check, full_refresh=full_refresh)
+            for code in codes:
+                for endpoint in ENDPOINTS:
+                    manifest = read_manifest(run.lake, code, endpoint)
+                    url = urls[code, endpoint] = endpoint_url(run.session.root, code, endpoint, season)
+                    fetched = fetch_endpoint(run.session, code, endpoint, season, validators_for(manifest, url))
+                    outcomes.append(record_snapshot(run.lake, fetched, manifest))
+            sync = sync_warehouse(run, outcomes, codes, full_check=full_check, full_refresh=full_refresh)
 
-    if sync.dbt_summary is not None:
-        upstream = lineage.report_upstream(settings.home, target)
-        report = publish_football_report(run.lake, target, settings.home, settings.snowflake_block, upstream=upstream)
-    else:  # nothing rebuilt: the last published table is still the table, and no warehouse is opened
-        report = republish_football_report(run.lake)
-    return finish_tick(run, outcomes, urls, sync, report)
+        if sync.dbt_summary is not None:
+            upstream = lineage.report_upstream(settings.home, target)
+            report = publish_football_report(
+                run.lake, target, settings.home, settings.snowflake_block, upstream=upstream
+            )
+        else:  # nothing rebuilt: the last published table is still the table, and no warehouse is opened
+            report = republish_football_report(run.lake)
+        return finish_tick(run, outcomes, urls, sync, report)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -29,6 +29,7 @@ from prefect import flow, unmapped
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from tasks.core import orchestration
 from tasks.insightflow import cli, lineage
 from tasks.insightflow.catalog.update import update_catalog
 from tasks.insightflow.freshness import judge_freshness
@@ -37,7 +38,7 @@ from tasks.insightflow.ingest.land import land_dataset
 from tasks.insightflow.ingest.validate import validate_dataset
 from tasks.insightflow.report.publish import publish_insightflow_report
 from tasks.insightflow.sample.data import SAMPLE_AS_OF
-from tasks.insightflow.sample.server import FAULTS, sample_server
+from tasks.insightflow.sample.server import FAULTS, sample_server_for_run
 from tasks.insightflow.settings import InsightFlowSettings, dataset_names, open_runtime
 from tasks.insightflow.summary import IngestFailed, collect_landings, finish_run
 from tasks.insightflow.warehouse.build import build_warehouse
@@ -46,7 +47,7 @@ __all__ = ["IngestFailed", "InsightFlowSettings", "insightflow"]
 LOCAL_SETTINGS = InsightFlowSettings()  # frozen: one shared default is safe
 
 
-@flow(name="insightflow", log_prints=True)
+@flow(name="insightflow", log_prints=True, **orchestration.flow_retry_options())
 def insightflow(
     datasets: list[str] | None = None,
     target: Literal["dev", "prod"] = "dev",
@@ -55,49 +56,53 @@ def insightflow(
     settings: InsightFlowSettings = LOCAL_SETTINGS,
 ) -> dict:
     """Fetch DOSM and data.gov.my datasets, land them as partitioned Parquet, and build the dbt star schema."""
-    names = dataset_names(datasets)
-    with contextlib.ExitStack() as stack:
-        sample = None
-        if settings.sample:
-            sample = stack.enter_context(sample_server(settings.sample_faults, settings.sample_release).running())
-        run = stack.enter_context(open_runtime(target, settings, sample_url=sample and sample.url()))
+    # Transient faults are retried by Prefect (FLOW_RETRIES attempts more), permanent ones fail now.
+    # Events wait out a Prefect API outage instead of being dropped (tasks/core/orchestration.py).
+    with orchestration.retry_only_transient(), orchestration.events_ride_out_api_outages():
+        names = dataset_names(datasets)
+        with contextlib.ExitStack() as stack:
+            sample = None
+            if settings.sample:
+                server = sample_server_for_run(settings.sample_faults, settings.sample_release)
+                sample = stack.enter_context(server.running())
+            run = stack.enter_context(open_runtime(target, settings, sample_url=sample and sample.url()))
 
-        urls = {name: run.source_url(name) for name in names}
-        fetched = fetch_dataset.map(names, list(urls.values()), unmapped(run.lake))
-        validated = validate_dataset.map(fetched, unmapped(run.lake))
-        landed = land_dataset.map(validated, unmapped(run.lake))
-        landings = collect_landings(urls, fetched, validated, landed)
-        lineage.report_failed_before_landing(run.lake, landings.before_landing)
-        if landings.results:
-            update_catalog(
-                list(landings.results.values()),
-                run.lake,
-                mode=settings.catalog_mode,
-                athena_block=settings.athena_block,
-                credentials_block=settings.aws_credentials_block,
+            urls = {name: run.source_url(name) for name in names}
+            fetched = fetch_dataset.map(names, list(urls.values()), unmapped(run.lake))
+            validated = validate_dataset.map(fetched, unmapped(run.lake))
+            landed = land_dataset.map(validated, unmapped(run.lake))
+            landings = collect_landings(urls, fetched, validated, landed)
+            lineage.report_failed_before_landing(run.lake, landings.before_landing)
+            if landings.results:
+                update_catalog(
+                    list(landings.results.values()),
+                    run.lake,
+                    mode=settings.catalog_mode,
+                    athena_block=settings.athena_block,
+                    credentials_block=settings.aws_credentials_block,
+                )
+            dbt_summary = None
+            if settings.run_dbt and landings.results:
+                dbt_summary = build_warehouse(
+                    run.lake,
+                    target,
+                    run.dbt_env,
+                    run.dbt_work_dir,
+                    failed=sorted(landings.failures),
+                    full_refresh=full_refresh,
+                    node_tasks=settings.dbt_node_tasks,
+                )
+            freshness = judge_freshness(
+                run, list(landings.results), dbt_summary, freshness_as_of, SAMPLE_AS_OF if settings.sample else None
             )
-        dbt_summary = None
-        if settings.run_dbt and landings.results:
-            dbt_summary = build_warehouse(
-                run.lake,
-                target,
-                run.dbt_env,
-                run.dbt_work_dir,
-                failed=sorted(landings.failures),
-                full_refresh=full_refresh,
-                node_tasks=settings.dbt_node_tasks,
-            )
-        freshness = judge_freshness(
-            run, list(landings.results), dbt_summary, freshness_as_of, SAMPLE_AS_OF if settings.sample else None
-        )
-        # Under the home lock, so a second run cannot interleave its report with this one's; not after a
-        # partial landing, whose marts are partly stale (the run fails with IngestFailed in finish_run).
-        report = None
-        if dbt_summary is not None and not landings.failures:
-            report = publish_insightflow_report(
-                run.lake, target, settings.home, dbt_summary, settings.athena_block, settings.aws_credentials_block
-            )
-    return finish_run(run, landings, dbt_summary, freshness, report)
+            # Under the home lock, so a second run cannot interleave its report with this one's; not after a
+            # partial landing, whose marts are partly stale (the run fails with IngestFailed in finish_run).
+            report = None
+            if dbt_summary is not None and not landings.failures:
+                report = publish_insightflow_report(
+                    run.lake, target, settings.home, dbt_summary, settings.athena_block, settings.aws_credentials_block
+                )
+        return finish_run(run, landings, dbt_summary, freshness, report)
 
 
 def main(argv: list[str] | None = None) -> int:

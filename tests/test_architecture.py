@@ -57,6 +57,7 @@ ROOMS = {
             "http",
             "lineage",
             "locks",
+            "orchestration",
             "prefect_server",
             "query",
         ),

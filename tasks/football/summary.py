@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
+from tasks.core import orchestration
 from tasks.football import lineage
 from tasks.football.snapshots import Outcome
 
@@ -56,7 +57,7 @@ def finish_tick(
     report: FootballReport | None,
 ) -> dict[str, Any]:
     """Publish the tick's artifacts and lineage; return its summary."""
-    publish_artifacts(outcomes, sync)
+    orchestration.publish("the run's artifacts", publish_artifacts, outcomes, sync)
     lineage.publish(run.lake, outcomes, urls)
     dbt = sync.dbt_summary
     return {

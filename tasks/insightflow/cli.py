@@ -101,7 +101,9 @@ def main(flow: Callable[..., Any], argv: list[str] | None = None, faults: Sequen
         chosen = parameters(args)
     except ValidationError as exc:
         cli.error(str(exc))
-    return console.exit_status(console.run_flow(flow, **chosen), "InsightFlow", print_summary)
+    # At a terminal a failure is reported now, not after FLOW_RETRIES waits: rerun the command instead.
+    run = console.run_flow(flow.with_options(retries=0), **chosen)
+    return console.exit_status(run, "InsightFlow", print_summary)
 
 
 def print_summary(summary: dict, dashboard_url: str | None) -> None:

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.futures import PrefectFuture, wait
 
+from tasks.core import orchestration
 from tasks.insightflow import lineage
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.ingest.land import LandResult
@@ -38,7 +39,15 @@ FAILED_ROW = {
 
 
 class IngestFailed(RuntimeError):
-    """One or more datasets did not land; the message lists each with its cause."""
+    """One or more datasets did not land; the message lists each with its cause.
+
+    ``causes`` holds each dataset's own exception (where one was raised), so that the flow's retry
+    policy (tasks/core/orchestration.py) can tell a fault that may clear from one that cannot.
+    """
+
+    def __init__(self, message: str, causes: list[BaseException] | None = None):
+        super().__init__(message)
+        self.causes = list(causes or [])
 
 
 @dataclass
@@ -48,12 +57,13 @@ class Landings:
     urls: dict[str, str]
     results: dict[str, LandResult] = field(default_factory=dict)
     failures: dict[str, str] = field(default_factory=dict)
+    causes: dict[str, BaseException | None] = field(default_factory=dict)  # each failed dataset's own exception
     # (url, cause) of the datasets whose land step never ran; land-dataset reports its own failures.
     before_landing: dict[str, tuple[str, str]] = field(default_factory=dict)
 
 
-def failure_cause(futures: Sequence[PrefectFuture]) -> str:
-    """The first failed stage's message for one dataset's chain of futures."""
+def failure(futures: Sequence[PrefectFuture]) -> tuple[str, BaseException | None]:
+    """The first failed stage's message and exception for one dataset's chain of futures."""
     for future in futures:
         state = future.state
         if state.is_failed() or state.is_crashed():
@@ -61,9 +71,9 @@ def failure_cause(futures: Sequence[PrefectFuture]) -> str:
                 future.result(raise_on_failure=True)
             except Exception as exc:  # the task's own exception carries dataset, URL and cause
                 if "upstream" not in str(exc).lower():
-                    return str(exc)
-            return state.message or state.name
-    return "did not complete"
+                    return str(exc), exc
+            return state.message or state.name, None
+    return "did not complete", None
 
 
 def collect_landings(urls: Mapping[str, str], *stages: Sequence[PrefectFuture]) -> Landings:
@@ -74,7 +84,7 @@ def collect_landings(urls: Mapping[str, str], *stages: Sequence[PrefectFuture]) 
         if chain[-1].state.is_completed():
             landings.results[name] = chain[-1].result()
             continue
-        landings.failures[name] = failure_cause(chain)
+        landings.failures[name], landings.causes[name] = failure(chain)
         if any(f.state.is_failed() or f.state.is_crashed() for f in chain[:-1]):
             landings.before_landing[name] = (urls[name], landings.failures[name])
     return landings
@@ -135,11 +145,14 @@ def finish_run(
     run: Runtime, landings: Landings, dbt_summary: Any, freshness: Freshness, report: ReportResult | None
 ) -> dict[str, Any]:
     """Publish the run's artifacts and lineage; return its summary, or raise ``IngestFailed`` if a dataset did not land."""
-    publish_artifacts(landings, dbt_summary, freshness)
+    orchestration.publish("the run's artifacts", publish_artifacts, landings, dbt_summary, freshness)
     lineage.publish(run.lake, landings.urls, landings.results, landings.failures)
     if landings.failures:
         listed = "; ".join(f"{name}: {cause}" for name, cause in sorted(landings.failures.items()))
-        raise IngestFailed(f"{len(landings.failures)} of {len(landings.urls)} dataset(s) failed to land: {listed}")
+        raise IngestFailed(
+            f"{len(landings.failures)} of {len(landings.urls)} dataset(s) failed to land: {listed}",
+            [*filter(None, landings.causes.values())],
+        )
     return {
         "target": run.target,
         "lake": run.lake.uri(),
