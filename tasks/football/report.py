@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -150,13 +150,19 @@ def _form(value: Any) -> str:
     return " ".join(str(value).split(",")) if value else ""
 
 
-def standings_table(rows: list[dict[str, Any]]) -> str:
+def _table(columns: Sequence[str], text_columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table; columns not in ``text_columns`` are numbers, right-aligned."""
     lines = [
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join("---:" if c not in ("Team", "Form") else "---" for c in COLUMNS) + "|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if c in text_columns else "---:" for c in columns) + "|",
     ]
-    for r in rows:
-        cells = (
+    lines += ["| " + " | ".join(_cell(c) for c in cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
+def standings_table(rows: list[dict[str, Any]]) -> str:
+    cells = (
+        (
             r["position"],
             r["team_name"],
             r["played_games"],
@@ -169,24 +175,15 @@ def standings_table(rows: list[dict[str, Any]]) -> str:
             r["points"],
             _form(r["form"]),
         )
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines)
+        for r in rows
+    )
+    return _table(COLUMNS, ("Team", "Form"), cells)
 
 
 def scorers_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| # | Player | Team | Goals | Assists | Penalties | Played |", "|---:|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        cells = (
-            r["scorer_rank"],
-            r["player_name"],
-            r["team_name"],
-            r["goals"],
-            r["assists"],
-            r["penalties"],
-            r["played_matches"],
-        )
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines)
+    columns = ("#", "Player", "Team", "Goals", "Assists", "Penalties", "Played")
+    keys = ("scorer_rank", "player_name", "team_name", "goals", "assists", "penalties", "played_matches")
+    return _table(columns, ("Player", "Team"), ([r[k] for k in keys] for r in rows))
 
 
 def render_markdown(marts: dict[str, list[dict[str, Any]]]) -> tuple[str, int]:
