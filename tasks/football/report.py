@@ -241,6 +241,16 @@ def publish_football_report(
     return result
 
 
+def _publish_artifact(markdown: str) -> None:
+    publish(
+        "the football report artifact",
+        create_markdown_artifact,
+        markdown,
+        key=ARTIFACT_KEY,
+        description="Current standings and top scorers per competition",
+    )
+
+
 def _publish(lake: Lake, target: str, home: str | None, snowflake_block: str) -> FootballReport:
     started = time.perf_counter()
     source = "DuckDB" if target == "dev" else f"Snowflake (block {snowflake_block})"
@@ -257,13 +267,7 @@ def _publish(lake: Lake, target: str, home: str | None, snowflake_block: str) ->
     except Exception as exc:
         raise RuntimeError(f"football report: reading the football marts from {source} failed: {exc}") from exc
     markdown, charts = render_markdown(marts)
-    publish(
-        "the football report artifact",
-        create_markdown_artifact,
-        markdown,
-        key=ARTIFACT_KEY,
-        description="Current standings and top scorers per competition",
-    )
+    _publish_artifact(markdown)
     lake.write(LATEST_KEY, markdown.encode())
     result = FootballReport(
         competitions=len({r["competition_code"] for r in marts["standings"]}),
@@ -292,13 +296,7 @@ def republish_football_report(lake: Lake) -> FootballReport | None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     markdown = f"_Confirmed unchanged at {stamp}: no new standings or scorers since this table was built._\n\n"
     markdown += latest.decode()
-    publish(
-        "the football report artifact",
-        create_markdown_artifact,
-        markdown,
-        key=ARTIFACT_KEY,
-        description="Current standings and top scorers per competition",
-    )
+    _publish_artifact(markdown)
     charts = markdown.count("](data:image/png;base64,")
     competitions = markdown.count("\n## ")
     return FootballReport(
