@@ -1,7 +1,7 @@
 {#-
     The staging model of DOSM's wholesale & retail trade index, shared by the current rows
     (stg_dosm__iowrt, stg_dosm__iowrt_3d) and every landed version of them (the `_versions` twins over
-    the history tables, tasks/insightflow/history.py): one place names and types the columns, so a
+    the history tables, tasks/insightflow/ingest/history.py): one place names and types the columns, so a
     version reads exactly like the current row it was.
     by_group: the by-MSIC-group table (iowrt_3d, with group_code); seasonally_adjusted: the headline's
     volume_sa; versions: the history tables' version_seen_at and version_source_modified_at.
