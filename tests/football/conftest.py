@@ -7,8 +7,9 @@ listing (Snowflake lists every file under the stage path; fakesnow only the top 
 transformations selecting ``metadata$filename`` (the path relative to the stage URL) and ``$1``
 (the whole JSON document). Everything else (file formats, stages, load history, VARIANT) is fakesnow's.
 
-It also refuses the second run of every dbt-snowflake incremental model: ``_teach_fakesnow_temporary``
-below says why and what it changes.
+It also refuses the second run of every dbt-snowflake incremental model (``_teach_fakesnow_temporary``
+below says why and what it changes), and its server hands a NULL ``TIMESTAMP_*`` to the client as
+1970-01-01 (``_teach_fakesnow_null_timestamps``).
 """
 
 from __future__ import annotations
@@ -132,6 +133,37 @@ def _teach_fakesnow_temporary() -> None:
     cursor._insightflow_temporary = True
 
 
+def _teach_fakesnow_null_timestamps() -> None:
+    """Send a NULL timestamp to the client as NULL, not as the epoch (fakesnow 0.12.1 server mode).
+
+    The server returns results as Arrow in Snowflake's layout, where a timestamp is a struct of
+    (epoch, fraction[, timezone]). ``fakesnow.arrow.timestamp_to_sf_struct`` builds that struct from
+    the child arrays without a validity mask, so every NULL arrives as a valid 1970-01-01 00:00:00
+    (``select valid_to`` of a current snapshot; ``valid_to is null`` in SQL still says true). This
+    wrapper marks the struct null where the timestamp is null (children zero-filled, since their
+    fields are declared non-nullable); the connector then returns None, as it does from Snowflake.
+    """
+    import fakesnow.arrow as arrow_module
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if getattr(arrow_module, "_insightflow_null_timestamps", False):
+        return
+    original = arrow_module.timestamp_to_sf_struct
+
+    def timestamp_to_sf_struct(ts):
+        if isinstance(ts, pa.ChunkedArray):
+            ts = ts.combine_chunks()
+        struct = original(ts)
+        if ts.null_count == 0:
+            return struct
+        children = [pc.fill_null(struct.field(i), 0) for i in range(struct.type.num_fields)]
+        return pa.StructArray.from_arrays(children, fields=list(struct.type), mask=ts.is_null())
+
+    arrow_module.timestamp_to_sf_struct = timestamp_to_sf_struct  # to_sf looks it up at call time
+    arrow_module._insightflow_null_timestamps = True
+
+
 @pytest.fixture
 def sample_server() -> Iterator[SampleServer]:
     """The v4 sample server with a 10-request budget per 3-second "minute" (fast rate-limit tests)."""
@@ -141,11 +173,12 @@ def sample_server() -> Iterator[SampleServer]:
 
 @pytest.fixture(scope="session")
 def fakesnow_server() -> Iterator[dict]:
-    """fakesnow in server mode on loopback (with the COPY and temporary-object teaching above); yields connection kwargs."""
+    """fakesnow in server mode on loopback (with the teaching above); yields connection kwargs."""
     import fakesnow
 
     _teach_fakesnow_copy()
     _teach_fakesnow_temporary()
+    _teach_fakesnow_null_timestamps()
     with fakesnow.server() as kwargs:
         yield kwargs
 

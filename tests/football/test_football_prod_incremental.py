@@ -119,7 +119,8 @@ def _main_statements(prod_target: Path, models: dict[str, dict[str, Any]]) -> di
     for name, node in models.items():
         if node["config"]["materialized"] == "incremental":
             path = prod_target / "run" / "football" / node["original_file_path"]
-            statements[name] = " ".join(path.read_text().lower().split())
+            statement = " ".join(path.read_text().lower().split())
+            statements[name] = statement.removeprefix("begin;").strip()  # dbt wraps delete+insert in a transaction
     return statements
 
 
