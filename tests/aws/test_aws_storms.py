@@ -123,8 +123,10 @@ def test_an_s3_storm_drains_botocores_quota_and_not_the_budget(proxy, aws_creden
     assert proxy.count(s3_put("/budget/"), injected=False) == STORM
     assert budgeted.insightflow_retry_quota.available_capacity == QUOTA  # every success gave back its cost
     # Independently of the proxy: moto holds every object.
-    pages = aws_credentials.get_client("s3").get_paginator("list_objects_v2").paginate(
-        Bucket="insightflow-lake", Prefix="budget/"
+    pages = (
+        aws_credentials.get_client("s3")
+        .get_paginator("list_objects_v2")
+        .paginate(Bucket="insightflow-lake", Prefix="budget/")
     )
     assert sum(len(p.get("Contents", [])) for p in pages) == STORM
 
@@ -166,7 +168,7 @@ def _cold_prod_run(proxy_url: str, home: str, **params):
         "INSIGHTFLOW_ATHENA_RESULTS_BUCKET": "insightflow-athena-results",
         "INSIGHTFLOW_GLUE_DATABASE": "prod_raw",
     }
-    lines, saved = register({"aws": aws.plan}, env)
+    lines, _ = register({"aws": aws.plan}, env)
     assert not any("skipped" in line for line in lines), lines
     server = sample_server()
     with server.running():
@@ -182,7 +184,9 @@ def _cold_prod_run(proxy_url: str, home: str, **params):
 
 
 @pytest.mark.usefixtures("prefect_server")
-def test_a_cold_prod_run_survives_every_put_and_glue_call_throttled_twice(proxy, aws_credentials, monkeypatch, tmp_path):
+def test_a_cold_prod_run_survives_every_put_and_glue_call_throttled_twice(
+    proxy, aws_credentials, monkeypatch, tmp_path
+):
     monkeypatch.setenv("INSIGHTFLOW_AWS_BACKOFF_BASE", "0.01")  # the storm's shape, not its waits, is tested
     monkeypatch.setenv("INSIGHTFLOW_AWS_BACKOFF_CAP", "0.05")
     every_put = s3_put("/")
@@ -214,7 +218,9 @@ def test_a_cold_prod_run_survives_every_put_and_glue_call_throttled_twice(proxy,
             continue
         dates = build()["date"].cast(pa.date32()).to_pylist()
         months = {f"year={d.year:04d}/month={d.month:02d}" for d in dates}
-        assert {k for k in keys if k.startswith(f"raw/{name}/year=")} == {f"raw/{name}/{m}/data.parquet" for m in months}
+        assert {k for k in keys if k.startswith(f"raw/{name}/year=")} == {
+            f"raw/{name}/{m}/data.parquet" for m in months
+        }
         pages = glue.get_paginator("get_partitions").paginate(DatabaseName="prod_raw", TableName=name)
         assert {"year={}/month={}".format(*p["Values"]) for page in pages for p in page["Partitions"]} == months
 
