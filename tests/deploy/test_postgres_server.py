@@ -56,10 +56,9 @@ def pg_server(tmp_path_factory) -> Iterator[tuple[Cluster, E2EServer]]:
 
 
 def psql(cluster: Cluster, sql: str) -> str:
-    bin_dir = find_bin_dir()
+    connect = ["-h", "127.0.0.1", "-p", str(cluster.port), "-U", cluster.user, "-d", cluster.database]
     done = subprocess.run(
-        [str(bin_dir / "psql"), "-h", "127.0.0.1", "-p", str(cluster.port), "-U", cluster.user, "-d", cluster.database]
-        + ["-tAc", sql],
+        [str(find_bin_dir() / "psql"), *connect, "-tAc", sql],
         env={**os.environ, "PGPASSWORD": cluster.password},
         capture_output=True,
         text=True,
