@@ -11,8 +11,10 @@ Per deployment in prefect.yaml, three kinds (the runbook for each is docs/operat
 - **hung run**: a run entered Running and reached no final state within its limit (proactive, one
   window per flow run, opened by that run's Running event).
 
-And one for the data: **stale data**, a run emitted ``insightflow.dataset.stale`` (tasks/insightflow/
-freshness.py; once per stale state, not per run).
+And two for the data: **stale data**, a run emitted ``insightflow.dataset.stale`` (tasks/insightflow/
+freshness.py; once per stale state, not per run), and **stale standings**, a football tick emitted
+``football.standings.stale`` (tasks/football/freshness.py: in season, no new matchday while the season's
+calendar says fixtures were due; once per season and matchday).
 
 Proactive triggers are evaluated on the server every ``PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY``
 (5 s by default); ``within`` must be at least 10 s. prefect.yaml cannot declare any of these: its
@@ -42,6 +44,7 @@ FAILURE_EVENTS = ("prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefec
 FINAL_EVENTS = (*FAILURE_EVENTS, "prefect.flow-run.Completed", "prefect.flow-run.Cancelled")
 COMPLETED = "prefect.flow-run.Completed"
 STALE_EVENT = "insightflow.dataset.stale"  # tasks/insightflow/freshness.py emits it
+FOOTBALL_STALE_EVENT = "football.standings.stale"  # tasks/football/freshness.py emits it
 TAG = "insightflow"
 
 # How long each deployment may go without a Completed run: its schedule's period plus slack (daily
@@ -103,6 +106,20 @@ Judged as of {{ event.payload.as_of }} ({{ event.payload.judged_against }})
 {% if flow_run %}Run: {{ flow_run.name }} ({{ flow_run.id }})
 {% endif %}Runbook: docs/operations.md#stale-data"""
 STALE_ALERT = "insightflow-stale-data-alert"
+FOOTBALL_STALE_SUBJECT = (
+    "InsightFlow: football {{ event.resource.get('prefect.resource.name') }} standings stale: "
+    "no new matchday in {{ event.payload.days_without_new_matchday }} days"
+)
+FOOTBALL_STALE_BODY = """\
+Competition: {{ event.resource.get('prefect.resource.name') }}, season {{ event.payload.season }} \
+({{ event.payload.season_start }} to {{ event.payload.season_end }})
+Missing: a new matchday. {{ event.payload.reason }}
+Matchday: {{ event.payload.current_matchday }} of {{ event.payload.matchdays }}, first seen \
+{{ event.payload.matchday_since }}; the season's calendar is at matchday {{ event.payload.calendar_matchday }}
+Judged as of {{ event.payload.as_of }} (allowed {{ event.payload.allowed_days }} days without a new matchday)
+{% if flow_run %}Run: {{ flow_run.name }} ({{ flow_run.id }})
+{% endif %}Runbook: docs/operations.md#stale-football-standings"""
+FOOTBALL_STALE_ALERT = "insightflow-football-stale-alert"
 
 
 def automation_name(deployment: str, kind: str = "failure") -> str:
@@ -235,13 +252,38 @@ def stale_data_alert(block_document_id: UUID) -> AutomationCore:
     )
 
 
+def football_stale_alert(block_document_id: UUID) -> AutomationCore:
+    """Notify on every ``football.standings.stale`` event (the flow emits one per season and matchday)."""
+    return AutomationCore(
+        name=FOOTBALL_STALE_ALERT,
+        description=(
+            f"Notify through the {ALERT_BLOCK!r} block when a football tick finds, in season, a competition "
+            "whose matchday has not moved for too long while its calendar says fixtures were due. "
+            "Managed by `python -m automations apply`."
+        ),
+        enabled=True,
+        tags=[TAG],
+        trigger=EventTrigger(
+            expect={FOOTBALL_STALE_EVENT},
+            match={"prefect.resource.id": "football.competition.*"},
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[
+            SendNotification(
+                block_document_id=block_document_id, subject=FOOTBALL_STALE_SUBJECT, body=FOOTBALL_STALE_BODY
+            )
+        ],
+    )
+
+
 def definitions(
     block_document_id: UUID,
     deployments: Iterable[str] = DEPLOYMENTS,
     missed_windows: Mapping[str, timedelta] | None = None,
     hung_limits: Mapping[str, timedelta] | None = None,
 ) -> list[AutomationCore]:
-    """Every alert: failure, missed run and hung run per deployment, then the stale-data alert."""
+    """Every alert: failure, missed run and hung run per deployment, then the two stale-data alerts."""
     missed = {**MISSED_RUN_WINDOWS, **(missed_windows or {})}
     hung = {**HUNG_RUN_LIMITS, **(hung_limits or {})}
     built = []
@@ -249,7 +291,7 @@ def definitions(
         built.append(failure_alert(d, block_document_id))
         built.append(missed_run_alert(d, block_document_id, missed[d]))
         built.append(hung_run_alert(d, block_document_id, hung[d]))
-    return [*built, stale_data_alert(block_document_id)]
+    return [*built, stale_data_alert(block_document_id), football_stale_alert(block_document_id)]
 
 
 def _comparable(automation: Any) -> dict:
