@@ -4,7 +4,7 @@
     python bench/server_database.py --rounds 3   # medians of 3 rounds
 
 For each backend, in rotating order per round: a fresh ``prefect server start`` (SQLite file in a temp
-PREFECT_HOME, or a throwaway cluster of Debian's PostgreSQL on a loopback port, tests/deploy/postgres.py),
+PREFECT_HOME, or a throwaway cluster of Debian's PostgreSQL on a loopback port, tests/support/postgres.py),
 then ``python flows/insightflow.py --sample`` and ``python flows/football.py --sample`` exactly as the
 README runs them, each cold (a fresh INSIGHTFLOW_HOME), timed as whole processes (interpreter start and
 imports included). Prints one FIGURE per flow and backend (median wall time) and the ratio
@@ -49,7 +49,7 @@ def _run_flows(server, home: Path) -> dict[str, float]:
 
 def _one(backend: str, wd: Path, bin_dir: Path | None) -> dict[str, float]:
     from tasks.core.prefect_server import local_prefect_server
-    from tests.deploy.postgres import postgres_cluster
+    from tests.support.postgres import postgres_cluster
 
     base = {k: v for k, v in os.environ.items() if not k.startswith("PREFECT_")}
     if backend == "sqlite":
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--rounds", type=int, default=1, help="rounds of both backends (medians)")
     args = parser.parse_args(argv)
 
-    from tests.deploy.postgres import find_bin_dir
+    from tests.support.postgres import find_bin_dir
 
     report = Report("server database")
     bin_dir = find_bin_dir()

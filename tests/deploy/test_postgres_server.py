@@ -2,7 +2,7 @@
 
 docs/deploy.md ("Self-hosted Prefect server") tells an operator to point ``prefect server start`` at
 PostgreSQL with ``PREFECT_API_DATABASE_CONNECTION_URL=postgresql+asyncpg://…``. This test does that on
-a throwaway cluster of Debian's PostgreSQL (tests/deploy/postgres.py; ``.ci/install-postgresql``
+a throwaway cluster of Debian's PostgreSQL (tests/support/postgres.py; ``.ci/install-postgresql``
 installs it in CI), then, as the README and docs/deploy.md say:
 
 1. ``python flows/insightflow.py --sample`` and ``python flows/football.py --sample`` against it: both
@@ -26,10 +26,10 @@ from collections.abc import Iterator
 import pytest
 
 from tasks.core.prefect_server import local_prefect_server
-from tests.deploy.conftest import REPO_ROOT, E2EServer, Processes
-from tests.deploy.postgres import Cluster, find_bin_dir, postgres_cluster
-from tests.deploy.test_e2e import client_for, run_deployment, server_python
-from tests.deploy.test_serve import wait_for_deployments, wait_for_terminal
+from tests.deploy.test_prefect_yaml import client_for, run_deployment, server_python
+from tests.flows.test_serve import wait_for_deployments, wait_for_terminal
+from tests.support.deploy import REPO_ROOT, E2EServer, Processes
+from tests.support.postgres import Cluster, find_bin_dir, postgres_cluster
 
 pytestmark = [pytest.mark.deploy, pytest.mark.e2e, pytest.mark.timeout(900)]
 
