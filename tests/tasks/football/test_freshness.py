@@ -88,7 +88,7 @@ def test_a_stale_state_is_news_once_per_season_and_matchday():
 
 
 def test_the_alert_reacts_to_the_stale_event_and_names_only_fields_the_event_carries():
-    from automations import FOOTBALL_STALE_BODY, FOOTBALL_STALE_SUBJECT, definitions
+    from automations.alerts import FOOTBALL_STALE_BODY, FOOTBALL_STALE_SUBJECT, definitions
     from tasks.football.freshness import STALE_EVENT
 
     (alert,) = [a for a in definitions(uuid4()) if a.name == "insightflow-football-stale-alert"]
