@@ -56,7 +56,9 @@ def prefect_server():
 
     # Proactive automations (missed and hung runs) are evaluated every second instead of every 5 s.
     extra = {"PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S"}  # an ISO 8601 duration; "1" is refused
-    with local_prefect_server(_SESSION_DIR / "server", port=_PREFECT_PORT, extra_env=extra) as server:
+    # A first start migrates a fresh database: 150-200 s measured at load 15-20 on the 2 shared cores, past
+    # local_prefect_server's 180 s default, which then failed every test that needed the server.
+    with local_prefect_server(_SESSION_DIR / "server", port=_PREFECT_PORT, extra_env=extra, timeout_s=420) as server:
         yield server.api_url
 
 
