@@ -49,7 +49,7 @@ def pg_server(tmp_path_factory) -> Iterator[tuple[Cluster, E2EServer]]:
             "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
         }
         try:
-            with local_prefect_server(home, extra_env=extra) as server:
+            with local_prefect_server(home, extra_env=extra, timeout_s=420) as server:  # migrations, loaded machine
                 yield cluster, E2EServer(server.api_url, server.ui_url, home, processes)
         finally:
             processes.stop_all()
