@@ -56,8 +56,8 @@ def prefect_server():
 
     # Proactive automations (missed and hung runs) are evaluated every second instead of every 5 s.
     extra = {"PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S"}  # an ISO 8601 duration; "1" is refused
-    # A first start migrates a fresh database: 150-200 s measured at load 15-20 on the 2 shared cores, past
-    # local_prefect_server's 180 s default, which then failed every test that needed the server.
+    # Its first start migrates a new database: 10-20 s on a quiet machine, over 180 s seen at load 18 with two
+    # pytest workers starting theirs at once; waiting longer costs nothing when it is quick.
     with local_prefect_server(_SESSION_DIR / "server", port=_PREFECT_PORT, extra_env=extra, timeout_s=420) as server:
         yield server.api_url
 
