@@ -413,7 +413,7 @@ def test_apply_creates_then_changes_nothing_then_updates_and_removes_duplicates(
     client, block = FakeAutomationClient(), uuid4()
     assert {o.outcome for o in apply(client, definitions(block))} == {"created"}
     assert {o.outcome for o in apply(client, definitions(block))} == {"unchanged"}
-    assert len(client.stored) == 3 * len(deployments()) + 1
+    assert len(client.stored) == 3 * len(deployments()) + 2  # and the two stale-data alerts
 
     client.stored[0] = client.stored[0].model_copy(update={"enabled": False})  # paused by an operator
     assert {o.outcome for o in apply(client, definitions(block))} == {"unchanged"}
@@ -422,7 +422,7 @@ def test_apply_creates_then_changes_nothing_then_updates_and_removes_duplicates(
     client.create_automation(definitions(block)[0])  # what a second Automation.create() would leave
     outcomes = apply(client, definitions(uuid4()))
     assert {o.outcome for o in outcomes} == {"updated"}
-    assert sum(o.removed_duplicates for o in outcomes) == 1 and len(client.stored) == 3 * len(deployments()) + 1
+    assert sum(o.removed_duplicates for o in outcomes) == 1 and len(client.stored) == 3 * len(deployments()) + 2
 
 
 def _rendered(automation) -> str:
