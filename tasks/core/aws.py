@@ -22,7 +22,9 @@ service recovers from costs nothing, while an outage, where calls keep failing, 
 budget and stops retries as botocore's does. Its backoff is botocore's (full jitter, base doubling from
 1 s, capped at 20 s), with base and cap settable (``INSIGHTFLOW_AWS_BACKOFF_BASE``, ``_CAP``) as the
 HTTP sources' are. The handler is built from botocore's own ``botocore.retries.standard`` classes; the
-lock pins botocore and tests/tasks/core/test_aws.py checks both the drain and the fix on the wire.
+lock pins botocore and tests/tasks/core/test_aws_storms.py checks both the drain and the fix on the wire.
+The S3 lake and the Glue catalog use it; the report's Athena reads (pyathena builds its own client, a
+handful of calls per run) and dbt-athena keep botocore's quota.
 
 Precedence (botocore 1.40, measured by ``tests/tasks/core/test_aws.py``): a retry setting in the
 client's ``Config`` wins over ``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE`` and ``~/.aws/config``. The
