@@ -38,6 +38,8 @@ _PREFECT_ENV = {
     "INSIGHTFLOW_HTTP_BACKOFF_BASE": "0.05",
     "INSIGHTFLOW_HTTP_BACKOFF_CAP": "0.2",
     "INSIGHTFLOW_HTTP_TIMEOUT": "5",
+    # No flow retries (ten minutes apart) in-process; tests/flows/test_insightflow_retries.py turns them on.
+    "INSIGHTFLOW_FLOW_RETRIES": "0",
 }
 os.environ.update(_PREFECT_ENV)
 for leaked in ("PREFECT_API_KEY", "INSIGHTFLOW_HOME", "FOOTBALL_DATA_TOKEN", "AWS_PROFILE"):

@@ -35,7 +35,18 @@ ROOMS = {
     },
     "tasks.core": {
         "rooms": ("dbt", "lake"),
-        "top": ("assets", "aws", "config", "console", "http", "lineage", "locks", "prefect_server", "query"),
+        "top": (
+            "assets",
+            "aws",
+            "config",
+            "console",
+            "http",
+            "lineage",
+            "locks",
+            "orchestration",
+            "prefect_server",
+            "query",
+        ),
     },
 }
 FLOW_ALLOWED = {
