@@ -4,14 +4,18 @@
 #
 # BASE_IMAGE is Prefect's own image by default. Where that registry is out of reach, any Debian-like
 # image with Python 3.11 on PATH as `python` stands in (.ci/image makes one from Debian's packages):
-#   podman build --build-arg BASE_IMAGE=localhost/insightflow-base:py3.11 -t insightflow .
+#   podman build --build-arg BASE_IMAGE=localhost/insightflow-base:bookworm-py3.11-opt-venv -t insightflow .
 # Behind a TLS-intercepting proxy, mount the host's CA store for the RUN steps only (never COPY it):
 #   podman build -v /etc/ssl/certs:/etc/ssl/certs:ro ...        (docs/deploy.md, "Proxy CA")
 ARG BASE_IMAGE=prefecthq/prefect:3.8.8-python3.11
+# Our virtualenv's own directory, not /opt/venv: some Python bases ship a venv of their own there (with
+# their `python` in it), which `uv venv` refuses to overwrite and `COPY --from` would merge into.
+ARG APP_VENV=/opt/insightflow/venv
 
-# ---- deps: exactly uv.lock's runtime packages in /opt/venv, then trimmed (measured in docs/deploy.md) --
+# ---- deps: exactly uv.lock's runtime packages in APP_VENV, then trimmed (measured in docs/deploy.md) --
 FROM ${BASE_IMAGE} AS deps
 ARG UV_VERSION=0.13.8
+ARG APP_VENV
 # PEM text of CAs to trust in this stage only, for builds that cannot mount the host's store (the
 # Docker API has no build-time volumes); set by prefect.yaml's build-args step from
 # INSIGHTFLOW_BUILD_EXTRA_CA. This stage is discarded: its args never reach the image's history.
@@ -20,7 +24,7 @@ ENV UV_SYSTEM_CERTS=1 \
     UV_NO_CACHE=1 \
     UV_PYTHON_DOWNLOADS=never \
     UV_LINK_MODE=copy \
-    UV_PROJECT_ENVIRONMENT=/opt/venv
+    UV_PROJECT_ENVIRONMENT=${APP_VENV}
 WORKDIR /src
 COPY pyproject.toml uv.lock ./
 # uv from the package index into a throwaway directory (it never reaches the final stage). `uv sync
@@ -31,7 +35,7 @@ RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
         && export SSL_CERT_FILE=/tmp/ca.pem PIP_CERT=/tmp/ca.pem; \
     fi \
     && python -m pip install --quiet --no-cache-dir --target /tmp/uv "uv==${UV_VERSION}" \
-    && /tmp/uv/bin/uv venv /opt/venv --python "$(command -v python)" \
+    && /tmp/uv/bin/uv venv "$APP_VENV" --python "$(command -v python)" \
     && /tmp/uv/bin/uv sync --frozen --no-dev --no-install-project \
     && rm -rf /tmp/uv /tmp/ca.pem
 # Trim what a batch worker never loads, each item measured: debug symbols of the compiled extensions
@@ -39,24 +43,25 @@ RUN if [ -n "$EXTRA_CA_CERTS" ]; then \
 # Flight (an RPC framework, -33 MB), C++ headers and the packages' own test suites.
 RUN apt-get update -qq \
     && apt-get install -y -qq --no-install-recommends binutils > /dev/null \
-    && site=/opt/venv/lib/python3.11/site-packages \
+    && site="$APP_VENV/lib/python3.11/site-packages" \
     && rm -rf "$site"/pyarrow/libarrow_flight.so* "$site"/pyarrow/libarrow_python_flight.so* \
         "$site"/pyarrow/_flight.*.so "$site"/pyarrow/flight.py "$site"/pyarrow/include \
         "$site"/pyarrow/tests "$site"/pyarrow/_pyarrow_cpp_tests.*.so \
         "$site"/numpy/*/tests "$site"/numpy/tests "$site"/matplotlib/tests \
     && find "$site" -type f \( -name '*.so' -o -name '*.so.[0-9]*' \) -not -path '*.libs/*' \
         -exec strip --strip-unneeded {} + \
-    && find /opt/venv -name __pycache__ -type d -prune -exec rm -rf {} +
+    && find "$APP_VENV" -name __pycache__ -type d -prune -exec rm -rf {} +
 
 # ---- runtime ----------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
+ARG APP_VENV
 
 # Heartbeats every 30 s (the crash automation marks a run whose process died Crashed after three missed
 # ones) and Prefect API calls retried for ~4 minutes of outage: tasks/core/orchestration.py.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
-    PATH=/opt/venv/bin:$PATH \
-    VIRTUAL_ENV=/opt/venv \
+    PATH=${APP_VENV}/bin:$PATH \
+    VIRTUAL_ENV=${APP_VENV} \
     INSIGHTFLOW_APP_DIR=/opt/prefect/insightflow \
     INSIGHTFLOW_HOME=/home/insightflow/.insightflow \
     PYTHONPATH=/opt/prefect/insightflow \
@@ -68,7 +73,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 RUN groupadd --system --gid 10001 insightflow \
     && useradd --system --uid 10001 --gid insightflow --create-home --home-dir /home/insightflow insightflow
 
-COPY --from=deps /opt/venv /opt/venv
+COPY --from=deps ${APP_VENV} ${APP_VENV}
 WORKDIR /opt/prefect/insightflow
 
 # dbt projects next: `dbt deps` (when a project has packages) and `dbt parse` at build time, so a
@@ -92,7 +97,7 @@ COPY tasks/ tasks/
 COPY blocks/ blocks/
 COPY automations/ automations/
 COPY prefect.yaml pyproject.toml ./
-RUN python -m compileall -q -j 0 flows tasks blocks automations /opt/venv/lib/python3.11/site-packages/prefect > /dev/null \
+RUN python -m compileall -q -j 0 flows tasks blocks automations "$APP_VENV"/lib/python3.11/site-packages/prefect > /dev/null \
     && python -c "import flows.insightflow, flows.football, blocks, automations"
 
 USER 10001:10001

@@ -31,8 +31,8 @@ _PREFECT_ENV = {
     "PREFECT_SERVER_UI_ENABLED": "false",
     "PREFECT_SERVER_DATABASE_CONNECTION_URL": f"sqlite+aiosqlite:///{_SESSION_DIR}/prefect.db",
     "PREFECT_LOGGING_TO_API_BATCH_INTERVAL": "0.3",
-    "PREFECT_API_SERVICES_LATE_RUNS_ENABLED": "false",
-    "PREFECT_API_SERVICES_SCHEDULER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     # Fast retries everywhere in tests; individual tests override where they measure waits.
     "INSIGHTFLOW_HTTP_BACKOFF_BASE": "0.05",

@@ -274,3 +274,33 @@ def test_tests_and_benchmarks_start_prefect_servers_through_one_helper():
         if p != helper and p != Path(__file__).resolve() and '"server", "start"' in p.read_text()
     )
     assert not others, f"start Prefect servers with tasks.core.prefect_server.local_prefect_server: {others}"
+
+
+def _decorated_names(path: Path, decorator: str) -> list[tuple[str, str]]:
+    """(run name, function) of each ``@<decorator>`` / ``@<decorator>(name=...)`` function: the literal
+    ``name=``, else Prefect's default, the function's own name."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+            continue
+        for dec in node.decorator_list:
+            target = dec.func if isinstance(dec, ast.Call) else dec
+            if not (isinstance(target, ast.Name) and target.id == decorator):
+                continue
+            names = [k.value for k in getattr(dec, "keywords", []) if k.arg == "name"]
+            name = names[0].value if names and isinstance(names[0], ast.Constant) else node.name
+            found.append((name, f"{module_name(path)}.{node.name}"))
+    return found
+
+
+@pytest.mark.parametrize("decorator", ["task", "flow"])
+def test_no_two_tasks_or_flows_share_a_name(decorator):
+    """A name picks one task in the UI, the logs and automations' filters; two tasks under one name
+    (football's publish and republish were both ``football-report``) cannot be told apart there."""
+    by_name: dict[str, list[str]] = {}
+    for path in MODULES.values():
+        for name, function in _decorated_names(path, decorator):
+            by_name.setdefault(name, []).append(function)
+    assert len(by_name) >= (10 if decorator == "task" else 2), sorted(by_name)  # the walk found them
+    shared = {name: functions for name, functions in by_name.items() if len(functions) > 1}
+    assert not shared, f"@{decorator} names used more than once: {shared}"

@@ -23,8 +23,8 @@ import httpx
 # Settings that keep a throwaway server and its clients quiet and self-contained.
 QUIET_ENV = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-    "PREFECT_API_SERVICES_LATE_RUNS_ENABLED": "false",
-    "PREFECT_API_SERVICES_SCHEDULER_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED": "false",
+    "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
     "DO_NOT_TRACK": "1",
 }
 
@@ -81,11 +81,11 @@ def server_env(workdir: Path, port: int, *, ui: bool = False, scheduler: bool = 
         "PREFECT_UI_URL": f"http://127.0.0.1:{port}",
     }
     if ui:
-        # The UI asks its API at PREFECT_UI_API_URL; without it a port other than 4200 is unreachable.
-        env["PREFECT_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
+        # The UI asks its API at PREFECT_SERVER_UI_API_URL; without it a port other than 4200 is unreachable.
+        env["PREFECT_SERVER_UI_API_URL"] = f"http://127.0.0.1:{port}/api"
     if scheduler:
-        env["PREFECT_API_SERVICES_SCHEDULER_ENABLED"] = "true"
-        env["PREFECT_API_SERVICES_LATE_RUNS_ENABLED"] = "true"
+        env["PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED"] = "true"
+        env["PREFECT_SERVER_SERVICES_LATE_RUNS_ENABLED"] = "true"
     return env
 
 

@@ -299,7 +299,7 @@ def _publish(lake: Lake, target: str, home: str | None, snowflake_block: str) ->
     return result
 
 
-@task(name="football-report", cache_policy=NO_CACHE)
+@task(name="republish-football-report", cache_policy=NO_CACHE)
 def republish_football_report(lake: Lake) -> FootballReport | None:
     """Publish the last report again, marked unchanged; None when no report was ever published."""
     started = time.perf_counter()

@@ -587,7 +587,7 @@ def test_bad_input_fails_the_tests_that_guard_it(tmp_path):
     assert not result.success
     failures = failed_nodes(result)
     assert "accepted_range_fct_retail_sales_monthly_sales_myr_million__0" in failures
-    assert any(name.startswith("unique_combination_of_columns_stg_iowrt_") for name in failures), failures
+    assert any(name.startswith("unique_combination_of_columns_stg_dosm__iowrt_") for name in failures), failures
 
 
 def _abs_values(rows: dict[str, list[dict]]) -> dict[tuple, tuple[float, float]]:

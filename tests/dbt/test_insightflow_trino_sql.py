@@ -131,10 +131,10 @@ def test_compiled_prod_sql_parses_as_trino(prod_compiled):
 def test_prod_sql_reads_glue_tables_not_the_local_lake(prod_compiled):
     sql = {uid: code for uid, (_, code) in prod_compiled.items()}
     assert not [uid for uid, code in sql.items() if "read_parquet" in code or "should-not-appear" in code]
-    stg_iowrt = sql["model.insightflow.stg_iowrt"]
-    assert f'from "awsdatacatalog"."{GLUE_SOURCE_DATABASE}"."iowrt"' in stg_iowrt
+    staging = sql["model.insightflow.stg_dosm__iowrt"]
+    assert f'from "awsdatacatalog"."{GLUE_SOURCE_DATABASE}"."iowrt"' in staging
     # every landed version: the Glue table the catalog step registers over history/iowrt_3d/
-    versions = sql["model.insightflow.stg_iowrt_3d_versions"]
+    versions = sql["model.insightflow.stg_dosm__iowrt_3d_versions"]
     assert f'from "awsdatacatalog"."{GLUE_SOURCE_DATABASE}"."iowrt_3d_history"' in versions
 
 
@@ -175,8 +175,8 @@ def test_prod_asset_keys_chain_the_s3_lake_datasets_through_staging_to_the_athen
     athena = f"athena://awsdatacatalog/{SCHEMA}"
     for src, name in SOURCES:
         assert key(f"source.insightflow.{src}.{name}") == f"s3://insightflow-lake/raw/{name}"
-    assert upstream("model.insightflow.stg_iowrt") == {"s3://insightflow-lake/raw/iowrt"}
-    assert upstream("model.insightflow.stg_fuelprice") == {"s3://insightflow-lake/raw/fuelprice"}
+    assert upstream("model.insightflow.stg_dosm__iowrt") == {"s3://insightflow-lake/raw/iowrt"}
+    assert upstream("model.insightflow.stg_datagovmy__fuelprice") == {"s3://insightflow-lake/raw/fuelprice"}
     assert key("model.insightflow.fct_fuel_retail_correlation") == f"{athena}/fct_fuel_retail_correlation"
     assert upstream("model.insightflow.fct_headline_vs_fuel_monthly") == {
         f"{athena}/int_fuelprice_monthly_changes",

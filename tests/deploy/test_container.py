@@ -163,7 +163,7 @@ def test_deployment_runs_execute_in_their_own_containers_and_failures_alert(
     # Docker API, once for both deployments. The pool comes from Prefect's setting (docs/deploy.md §1).
     env = server.env(
         DOCKER_HOST=podman.docker_host,
-        PREFECT_DEFAULT_WORK_POOL_NAME=POOL,
+        PREFECT_DEPLOYMENTS_DEFAULT_WORK_POOL_NAME=POOL,
         INSIGHTFLOW_IMAGE_NAME=IMAGE_NAME,
         INSIGHTFLOW_IMAGE_TAG=tag,
         INSIGHTFLOW_BASE_IMAGE=base,

@@ -99,7 +99,7 @@ def test_deployment_entrypoint_file_exists(name):
 
 
 def test_work_pool_comes_from_prefect_setting_with_insightflow_ecs_default():
-    # No work_pool.name in the file: PREFECT_DEFAULT_WORK_POOL_NAME fills it, for --all too (which
+    # No work_pool.name in the file: PREFECT_DEPLOYMENTS_DEFAULT_WORK_POOL_NAME fills it, for --all too (which
     # ignores --pool); prefect.toml gives the default.
     for deployment in deployments().values():
         assert "name" not in deployment["work_pool"]

@@ -129,7 +129,7 @@ def test_deploy_all_registers_both_deployments_as_written(e2e_server, fake_docke
     e2e_server.cli("work-pool", "create", pool, "--type", "ecs")
     builds_before = len(fake_docker_engine.builds)
     # prefect.toml names the default pool; without it, the setting users export does (see test_static).
-    default_pool = {} if (REPO_ROOT / "prefect.toml").exists() else {"PREFECT_DEFAULT_WORK_POOL_NAME": pool}
+    default_pool = {} if (REPO_ROOT / "prefect.toml").exists() else {"PREFECT_DEPLOYMENTS_DEFAULT_WORK_POOL_NAME": pool}
     env = deploy_env(e2e_server, fake_docker_engine, **default_pool)
     out = e2e_server.cli("--no-prompt", "deploy", "--all", env=env, timeout=240)
     assert "ignored" not in out.stdout, out.stdout

@@ -292,8 +292,8 @@ def test_dbt_builds_only_models_whose_inputs_landed(tmp_path):
     graph = asset_graph(events)
     assert not [k for k in graph if "fuelprice" in k]  # nothing downstream of it was built
     tables = {r[0] for r in query(tmp_path, "select table_name from information_schema.tables")}
-    assert {"dim_msic_group", "stg_iowrt_3d"} <= tables
-    assert not tables & {"fct_retail_sales_monthly", "int_fuelprice_monthly", "stg_fuelprice"}
+    assert {"dim_msic_group", "stg_dosm__iowrt_3d"} <= tables
+    assert not tables & {"fct_retail_sales_monthly", "int_fuelprice_monthly", "stg_datagovmy__fuelprice"}
 
 
 def test_failing_dbt_test_fails_the_run_and_names_the_test(tmp_path):

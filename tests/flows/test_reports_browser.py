@@ -211,7 +211,7 @@ def look_at_diagram(url: str, artifact: dict, screenshot: Path) -> tuple[int, st
             [
                 "raw/iowrt",
                 "raw/fuelprice",
-                "stg_fuelprice",
+                "stg_datagovmy__fuelprice",
                 "int_fuelprice_monthly",
                 "fct_fuel_retail_correlation",
                 "insightflow report",

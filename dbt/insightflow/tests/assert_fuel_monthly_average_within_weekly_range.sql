@@ -2,13 +2,13 @@
 -- the wrong month or counted twice. Rounding to 2 dp moves an average by at most 0.005.
 with
 
-stg_fuelprice as (
+stg_datagovmy__fuelprice as (
 
     select
         {{ month_start('price_date') }} as month_start_date,
         ron95_myr_per_litre,
         diesel_myr_per_litre
-    from {{ ref('stg_fuelprice') }}
+    from {{ ref('stg_datagovmy__fuelprice') }}
 
 ),
 
@@ -30,7 +30,7 @@ weekly_ranges as (
         max(ron95_myr_per_litre) as max_ron95,
         min(diesel_myr_per_litre) as min_diesel,
         max(diesel_myr_per_litre) as max_diesel
-    from stg_fuelprice
+    from stg_datagovmy__fuelprice
     group by 1
 
 ),

@@ -3,12 +3,12 @@
 -- stale rows for a month DOSM revised.
 with
 
-stg_iowrt_3d as (
+stg_dosm__iowrt_3d as (
 
     select
         month_start_date,
         sales
-    from {{ ref('stg_iowrt_3d') }}
+    from {{ ref('stg_dosm__iowrt_3d') }}
     where series = 'abs'
 
 ),
@@ -28,7 +28,7 @@ staging_totals as (
         month_start_date,
         count(*) as group_rows,
         sum(sales) as sales_myr_million
-    from stg_iowrt_3d
+    from stg_dosm__iowrt_3d
     group by 1
 
 ),

@@ -1,7 +1,7 @@
 """Asset keys of dbt nodes: prefect-dbt's ``<adapter>://<relation>`` for models, the caller's keys for sources.
 
-prefect-dbt keys a node by its relation name (``format_resource_id``): ``"warehouse"."main"."stg_iowrt"``
-on DuckDB becomes ``duckdb://warehouse/main/stg_iowrt``, and the same key fills a Prefect Cloud asset
+prefect-dbt keys a node by its relation name (``format_resource_id``): ``"warehouse"."main"."stg_dosm__iowrt"``
+on DuckDB becomes ``duckdb://warehouse/main/stg_dosm__iowrt``, and the same key fills a Prefect Cloud asset
 graph whether prefect-dbt's runner or our node reporter emitted it. For a *source*, though, the
 relation is whatever the adapter reads: on DuckDB our sources are ``read_parquet(…)`` SQL over the
 lake, and a key made of that SQL changes with the lake path and any edit and never meets the asset

@@ -31,7 +31,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-from prefect._internal.uuid7 import uuid7
 from prefect.client.schemas.objects import StateType, TaskRun, TaskRunResult
 from prefect.events import emit_event
 from prefect.events.schemas.events import Event
@@ -46,7 +45,7 @@ from tasks.core.dbt.run_context import Node, RunRef, make_state, utc_now
 FAILED_STATUSES = frozenset({"error", "fail", "runtime error", "runtimeerr"})
 SKIPPED_STATUSES = frozenset({"skipped"})
 # dbt log levels copied to the run's logs. The info lines ("3 of 141 OK created sql view model
-# main.stg_iowrt ... [OK in 0.12s]") say what the task run's state and duration already say; sent
+# main.stg_dosm__iowrt ... [OK in 0.12s]") say what the task run's state and duration already say; sent
 # as well they cost the server ~0.8 s CPU per build of dbt/insightflow (docs/performance.md).
 FORWARDED_LEVELS = {"warn": logging.WARNING, "error": logging.ERROR}
 # A node shows as Running only once it has run this long; quicker ones get their final state alone
@@ -193,8 +192,8 @@ class NodeRunReporter:
         if waits:
             inputs["wait_for"] = waits
         running = make_state(StateType.RUNNING, "Running", at)
+        # No id passed: TaskRun's default is a time-ordered uuid7, as the task engine's own runs get.
         task_run = TaskRun(
-            id=uuid7(),
             name=f"{resource_type.lower()} {name or unique_id}",
             flow_run_id=self.run.flow_run_id,
             task_key=unique_id,

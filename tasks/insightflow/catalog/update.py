@@ -62,6 +62,7 @@ def _load_blocks(athena_block: str, credentials_block: str) -> tuple[AthenaTarge
 
 # The lake and land results are not worth hashing for a cache (and the lake holds credentials): NO_CACHE.
 @task(
+    name="catalog-partitions",
     cache_policy=NO_CACHE,
     retries=3,
     retry_delay_seconds=exponential_backoff(backoff_factor=5),
@@ -97,6 +98,7 @@ def catalog_partitions(
 
 
 @task(
+    name="crawl-lake",
     cache_policy=NO_CACHE,
     retries=2,
     retry_delay_seconds=exponential_backoff(backoff_factor=10),

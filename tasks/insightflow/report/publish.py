@@ -38,7 +38,6 @@ from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.report.findings import Findings, MartData, Query, compute_findings, read_marts
 from tasks.insightflow.report.render import render_charts, render_html, render_markdown
 from tasks.insightflow.report.revisions import Revisions, read_revisions
-from tasks.insightflow.report.revisions import render_html as revisions_html
 from tasks.insightflow.report.revisions import render_markdown as revisions_markdown
 from tasks.insightflow.warehouse.build import inputs_fingerprint
 
@@ -179,12 +178,8 @@ def build_report(
     found = compute_findings(data)
     charts = render_charts(data, found)
     header = {"run_name": run_name, "target": target, "generated_at": generated_at}
-    return (
-        found,
-        render_markdown(found, charts, header, revisions_markdown(revisions) if revisions else ""),
-        render_html(found, charts, header, revisions_html(revisions) if revisions else ""),
-        {name: len(png) for name, (_, png) in charts.items()},
-    )
+    markdown = render_markdown(found, charts, header, revisions_markdown(revisions) if revisions else "")
+    return found, markdown, render_html(markdown), {name: len(png) for name, (_, png) in charts.items()}
 
 
 def mart_keys(home: str | None, target: str) -> list[str]:

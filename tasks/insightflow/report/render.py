@@ -1,7 +1,9 @@
 """The InsightFlow report's words and layout: findings as sentences, charts as PNG data URIs, in markdown and HTML.
 
-Both formats come from the same list of (label, sentence) pairs, so the Prefect artifact and the
-standalone page never disagree. The HTML page inlines its CSS and images: it opens offline.
+The report is written once, as markdown (the Prefect artifact); the standalone HTML page is that same
+markdown rendered by markdown-it-py (CommonMark plus tables, a maintained renderer that rich already
+brings in), so the artifact and the page cannot disagree. The page inlines its CSS and images: it opens
+offline.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ import base64
 import html
 from datetime import date
 from typing import Any
+
+from markdown_it import MarkdownIt
 
 from tasks.insightflow.report.charts import IndexSeries, correlation_chart, prices_vs_sales_chart, yoy_growth_chart
 from tasks.insightflow.report.findings import Correlation, Findings, GroupGrowth, MartData
@@ -200,17 +204,6 @@ def _markdown_list(pairs: list[tuple[str, list[str]]]) -> str:
     return "\n".join(lines)
 
 
-def _html_list(pairs: list[tuple[str, list[str]]]) -> str:
-    items = []
-    for label, sentences in pairs:
-        head = f"<strong>{html.escape(label)}:</strong>"
-        if len(sentences) == 1:
-            items.append(f"<li>{head} {html.escape(sentences[0])}.</li>")
-        else:
-            items.append(f"<li>{head}<ul>" + "".join(f"<li>{html.escape(s)}</li>" for s in sentences) + "</ul></li>")
-    return "<ul>" + "".join(items) + "</ul>"
-
-
 def render_markdown(
     found: Findings, charts: dict[str, tuple[str, bytes]], header: dict[str, str], revisions: str = ""
 ) -> str:
@@ -222,26 +215,20 @@ def render_markdown(
     return "\n\n".join(parts) + "\n"
 
 
+# CommonMark with GFM tables (the Revisions section); raw HTML off, so a publisher's text with '<' in it
+# stays text. Data URIs of PNG images pass markdown-it's link check (it allows data:image/png).
+_MARKDOWN = MarkdownIt("commonmark", {"html": False}).enable("table")
 _CSS = (
     "body{font-family:system-ui,sans-serif;max-width:1040px;margin:2em auto;padding:0 1em;color:#222;line-height:1.45}"
-    "img{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0 1.5em}.sub{color:#666;font-style:italic}"
+    "img{max-width:100%;height:auto;border:1px solid #eee;margin:.5em 0 1.5em}h1+p{color:#666}"
     "li{margin:.3em 0}table{border-collapse:collapse;margin:.5em 0 1.5em}"
     "td,th{border-bottom:1px solid #ddd;padding:.2em .6em;text-align:left}"
 )
 
 
-def render_html(
-    found: Findings, charts: dict[str, tuple[str, bytes]], header: dict[str, str], revisions: str = ""
-) -> str:
-    """The report as a standalone page; ``revisions`` is the Revisions section's HTML."""
-    figures = "".join(
-        f'<figure><img alt="{html.escape(alt)}" src="{_data_uri(png)}"></figure>' for alt, png in charts.values()
-    )
+def render_html(markdown: str) -> str:
+    """The report's markdown (``render_markdown``) as a standalone page: the same text, CSS and charts inline."""
     return (
         f'<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{html.escape(TITLE)}</title>'
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(TITLE)}</h1>"
-        f'<p class="sub">{html.escape(_subtitle(header, found))}</p>'
-        f"<h2>Findings</h2>{_html_list(findings_sentences(found))}"
-        f"<h2>Caveats</h2>{_html_list(caveat_sentences(found))}{revisions}"
-        f"<h2>Charts</h2>{figures}</body></html>\n"
+        f"<style>{_CSS}</style></head><body>\n{_MARKDOWN.render(markdown)}</body></html>\n"
     )

@@ -8,7 +8,6 @@ first report lists every revision on record.
 
 from __future__ import annotations
 
-import html
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -140,12 +139,6 @@ def _markdown_table(head: list[str], rows: list[list[str]]) -> str:
     return "\n".join(lines + ["| " + " | ".join(r) + " |" for r in rows])
 
 
-def _html_table(head: list[str], rows: list[list[str]]) -> str:
-    cells = "".join(f"<th>{html.escape(h)}</th>" for h in head)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape(c)}</td>" for c in r) + "</tr>" for r in rows)
-    return f"<table><thead><tr>{cells}</tr></thead><tbody>{body}</tbody></table>"
-
-
 def render_markdown(rev: Revisions) -> str:
     parts = ["## Revisions", summary_sentence(rev)]
     if rev.changes:
@@ -154,13 +147,3 @@ def render_markdown(rev: Revisions) -> str:
         parts += [f"Headline sales of the latest {len(rev.headline)} months, every published value:"]
         parts.append(_markdown_table(_HEADLINE_HEAD, _headline_rows(rev)))
     return "\n\n".join(parts)
-
-
-def render_html(rev: Revisions) -> str:
-    out = f"<h2>Revisions</h2><p>{html.escape(summary_sentence(rev))}</p>"
-    if rev.changes:
-        out += _html_table(_HEAD, _rows(rev))
-    if rev.headline:
-        out += f"<p>Headline sales of the latest {len(rev.headline)} months, every published value:</p>"
-        out += _html_table(_HEADLINE_HEAD, _headline_rows(rev))
-    return out

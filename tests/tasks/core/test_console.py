@@ -24,13 +24,13 @@ def record(logger: str, level: int, message: str, **extra: str) -> logging.LogRe
         record(
             "prefect.task_runs",
             logging.INFO,
-            "1 of 141 START sql view model main.stg_iowrt ...... [RUN]",
+            "1 of 141 START sql view model main.stg_dosm__iowrt ...... [RUN]",
             task_name="execute_dbt_node",
         ),
         record(
             "prefect.task_runs",
             logging.INFO,
-            "1 of 141 OK created sql view model main.stg_iowrt ... [OK in 0.7s]",
+            "1 of 141 OK created sql view model main.stg_dosm__iowrt ... [OK in 0.7s]",
             task_name="execute_dbt_node",
         ),
     ],

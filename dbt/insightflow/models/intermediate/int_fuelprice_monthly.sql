@@ -4,7 +4,7 @@
 -#}
 with
 
-stg_fuelprice as (
+stg_datagovmy__fuelprice as (
 
     select
         price_date,
@@ -12,7 +12,7 @@ stg_fuelprice as (
         ron97_myr_per_litre,
         diesel_myr_per_litre,
         diesel_eastmsia_myr_per_litre
-    from {{ ref('stg_fuelprice') }}
+    from {{ ref('stg_datagovmy__fuelprice') }}
 
 ),
 
@@ -24,7 +24,7 @@ prices_assigned_to_months as (
         ron97_myr_per_litre,
         diesel_myr_per_litre,
         diesel_eastmsia_myr_per_litre
-    from stg_fuelprice
+    from stg_datagovmy__fuelprice
 
 ),
 

@@ -4,14 +4,14 @@
 -#}
 with
 
-stg_iowrt_3d as (
+stg_dosm__iowrt_3d as (
 
     select
         msic_group_code,
         month_start_date,
         sales,
         volume
-    from {{ ref('stg_iowrt_3d') }}
+    from {{ ref('stg_dosm__iowrt_3d') }}
     where series = 'abs'
 
 ),
@@ -25,8 +25,8 @@ levels_joined_to_previous_month as (
         monthly.volume as volume_index,
         {{ percent_change('monthly.sales', 'previous.sales') }} as sales_growth_mom_pct,
         {{ percent_change('monthly.volume', 'previous.volume') }} as volume_growth_mom_pct
-    from stg_iowrt_3d as monthly
-    left join stg_iowrt_3d as previous
+    from stg_dosm__iowrt_3d as monthly
+    left join stg_dosm__iowrt_3d as previous
         on monthly.msic_group_code = previous.msic_group_code
         and previous.month_start_date = {{ previous_month_start('monthly.month_start_date') }}
 

@@ -1,7 +1,7 @@
 {#- The headline series pivoted to one row per month: levels, month-on-month growth from the levels, and DOSM's year-on-year growth. -#}
 with
 
-stg_iowrt as (
+stg_dosm__iowrt as (
 
     select
         series,
@@ -9,7 +9,7 @@ stg_iowrt as (
         sales,
         volume,
         volume_sa
-    from {{ ref('stg_iowrt') }}
+    from {{ ref('stg_dosm__iowrt') }}
 
 ),
 
@@ -22,7 +22,7 @@ series_pivoted_to_columns as (
         max(case when series = 'abs' then volume_sa end) as volume_sa_index,
         max(case when series = 'growth_yoy' then sales end) as sales_growth_yoy_pct,
         max(case when series = 'growth_yoy' then volume end) as volume_growth_yoy_pct
-    from stg_iowrt
+    from stg_dosm__iowrt
     group by 1
 
 ),

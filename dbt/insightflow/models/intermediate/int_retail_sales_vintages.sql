@@ -6,7 +6,7 @@
 -#}
 with
 
-stg_iowrt_versions as (
+stg_dosm__iowrt_versions as (
 
     select
         month_start_date,
@@ -14,12 +14,12 @@ stg_iowrt_versions as (
         volume,
         version_seen_at,
         version_source_modified_at
-    from {{ ref('stg_iowrt_versions') }}
+    from {{ ref('stg_dosm__iowrt_versions') }}
     where series = 'abs' and sales is not null
 
 ),
 
-stg_iowrt_3d_versions as (
+stg_dosm__iowrt_3d_versions as (
 
     select
         msic_group_code,
@@ -28,7 +28,7 @@ stg_iowrt_3d_versions as (
         volume,
         version_seen_at,
         version_source_modified_at
-    from {{ ref('stg_iowrt_3d_versions') }}
+    from {{ ref('stg_dosm__iowrt_3d_versions') }}
     where series = 'abs' and sales is not null
 
 ),
@@ -42,7 +42,7 @@ versions_of_both_series as (
         volume as volume_index,
         version_seen_at,
         version_source_modified_at
-    from stg_iowrt_versions
+    from stg_dosm__iowrt_versions
 
     union all
 
@@ -53,7 +53,7 @@ versions_of_both_series as (
         volume as volume_index,
         version_seen_at,
         version_source_modified_at
-    from stg_iowrt_3d_versions
+    from stg_dosm__iowrt_3d_versions
 
 ),
 

@@ -1,14 +1,14 @@
 with
 
-stg_iowrt as (
+stg_dosm__iowrt as (
 
-    select month_start_date from {{ ref('stg_iowrt') }}
+    select month_start_date from {{ ref('stg_dosm__iowrt') }}
 
 ),
 
-stg_iowrt_3d as (
+stg_dosm__iowrt_3d as (
 
-    select month_start_date from {{ ref('stg_iowrt_3d') }}
+    select month_start_date from {{ ref('stg_dosm__iowrt_3d') }}
 
 ),
 
@@ -20,9 +20,9 @@ int_fuelprice_monthly as (
 
 fact_months as (
 
-    select month_start_date from stg_iowrt
+    select month_start_date from stg_dosm__iowrt
     union all
-    select month_start_date from stg_iowrt_3d
+    select month_start_date from stg_dosm__iowrt_3d
     union all
     select month_start_date from int_fuelprice_monthly
 

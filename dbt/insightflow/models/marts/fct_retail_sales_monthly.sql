@@ -37,18 +37,7 @@ int_iowrt_3d_monthly_growth as (
 
 int_fuelprice_monthly_changes as (
 
-    select
-        month_start_date,
-        avg_ron95_myr_per_litre,
-        avg_ron97_myr_per_litre,
-        avg_diesel_myr_per_litre,
-        avg_diesel_eastmsia_myr_per_litre,
-        ron95_change_mom_pct,
-        ron97_change_mom_pct,
-        diesel_change_mom_pct,
-        diesel_eastmsia_change_mom_pct,
-        price_weeks
-    from {{ ref('int_fuelprice_monthly_changes') }}
+    {{ import_monthly_fuel_prices() }}
 
 ),
 
@@ -61,15 +50,7 @@ sales_joined_to_fuel_prices as (
         int_iowrt_3d_monthly_growth.volume_index,
         int_iowrt_3d_monthly_growth.sales_growth_mom_pct,
         int_iowrt_3d_monthly_growth.volume_growth_mom_pct,
-        int_fuelprice_monthly_changes.avg_ron95_myr_per_litre,
-        int_fuelprice_monthly_changes.avg_ron97_myr_per_litre,
-        int_fuelprice_monthly_changes.avg_diesel_myr_per_litre,
-        int_fuelprice_monthly_changes.avg_diesel_eastmsia_myr_per_litre,
-        int_fuelprice_monthly_changes.ron95_change_mom_pct,
-        int_fuelprice_monthly_changes.ron97_change_mom_pct,
-        int_fuelprice_monthly_changes.diesel_change_mom_pct,
-        int_fuelprice_monthly_changes.diesel_eastmsia_change_mom_pct,
-        coalesce(int_fuelprice_monthly_changes.price_weeks, 0) as fuel_price_weeks
+        {{ monthly_fuel_prices() }}
     from int_iowrt_3d_monthly_growth
     left join int_fuelprice_monthly_changes
         on int_iowrt_3d_monthly_growth.month_start_date = int_fuelprice_monthly_changes.month_start_date

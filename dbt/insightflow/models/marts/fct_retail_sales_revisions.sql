@@ -20,20 +20,20 @@ int_retail_sales_vintages as (
 
 ),
 
-stg_iowrt as (
+stg_dosm__iowrt as (
 
     select month_start_date
-    from {{ ref('stg_iowrt') }}
+    from {{ ref('stg_dosm__iowrt') }}
     where series = 'abs' and sales is not null
 
 ),
 
-stg_iowrt_3d as (
+stg_dosm__iowrt_3d as (
 
     select
         msic_group_code,
         month_start_date
-    from {{ ref('stg_iowrt_3d') }}
+    from {{ ref('stg_dosm__iowrt_3d') }}
     where series = 'abs' and sales is not null
 
 ),
@@ -43,14 +43,14 @@ currently_published as (
     select
         month_start_date,
         cast(null as {{ dbt.type_string() }}) as msic_group_code
-    from stg_iowrt
+    from stg_dosm__iowrt
 
     union all
 
     select
         month_start_date,
         msic_group_code
-    from stg_iowrt_3d
+    from stg_dosm__iowrt_3d
 
 ),
 

@@ -96,6 +96,8 @@ def test_each_node_becomes_a_task_run_of_the_flow_with_dbts_outcome(tmp_path):
     # called from the flow itself, not a task: the node runs hang off the flow run directly
     assert all(not r.task_inputs.get("__parents__") for r in runs.values())
     assert all(r.start_time <= r.end_time for r in runs.values())
+    # time-ordered uuid7 ids, like the task engine's own task runs (TaskRun's default, no private helper)
+    assert all(r.id.version == 7 for r in runs.values())
     # only a node still running after RUNNING_AFTER_S was ever shown Running; each keeps its real span
     with get_client(sync_client=True) as client:
         history = {name: [s.name for s in client.read_task_run_states(r.id)] for name, r in runs.items()}
