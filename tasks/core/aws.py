@@ -155,7 +155,8 @@ def retry_budget(client: Any, env: Mapping[str, str] | None = None) -> Any:
             super().release_retry_quota(context, http_response, **kwargs)
 
     attempts = retries.get("total_max_attempts") or standard.DEFAULT_MAX_ATTEMPTS
-    checker = RefundingQuota(quota.RetryQuota())
+    budget = quota.RetryQuota()
+    checker = RefundingQuota(budget)
     handler = standard.RetryHandler(
         retry_policy=standard.RetryPolicy(
             retry_checker=standard.StandardRetryConditions(max_attempts=attempts), retry_backoff=Backoff()
@@ -171,7 +172,7 @@ def retry_budget(client: Any, env: Mapping[str, str] | None = None) -> Any:
     events.register(f"needs-retry.{service}", handler.needs_retry, unique_id=f"retry-config-{service}")
     events.register(f"after-call.{service}", checker.release_retry_quota)
     setattr(client, _BUDGET_MARK, True)
-    client.insightflow_retry_quota = checker._quota  # for tests and debugging: its available_capacity
+    client.insightflow_retry_quota = budget  # for tests and debugging: its available_capacity
     return client
 
 
