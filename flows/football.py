@@ -26,6 +26,7 @@ import argparse
 import contextlib
 import re
 import sys
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal
 
@@ -49,6 +50,7 @@ from tasks.football.api import (
     fetch_endpoint,
     resolve_token,
 )
+from tasks.football.freshness import DEFAULT_ALLOWED_DAYS, StandingsVerdict, check_standings_lateness
 from tasks.football.keys import dbt_source_keys, duckdb_table_keys, snowflake_table_keys
 from tasks.football.load import load_raw_duckdb
 from tasks.football.report import publish_football_report, republish_football_report
@@ -96,6 +98,15 @@ def _dbt_env_prod(snowflake_block: str) -> dict[str, str]:
     from tasks.football.snowflake import snowflake_dbt_env
 
     return snowflake_dbt_env(SnowflakeConnector.load(snowflake_block))
+
+
+def _publish_lateness(verdicts: list[StandingsVerdict], stale_after_days: int) -> None:
+    create_table_artifact(
+        [v.row() for v in verdicts],
+        key="football-lateness",
+        description="Standings lateness per competition: stale when, in season, the matchday has not moved "
+        f"for more than {stale_after_days} days while the season's calendar is past it",
+    )
 
 
 def _publish(outcomes: list[Outcome], plan: SyncPlan, dbt_summary: Any) -> None:
@@ -146,6 +157,8 @@ def football(
     full_check: bool = False,
     full_refresh: bool = False,
     lock_timeout_s: float = 900.0,
+    freshness_as_of: date | None = None,
+    stale_after_days: int = DEFAULT_ALLOWED_DAYS,
 ) -> dict[str, Any]:
     """Land football-data.org standings and scorers that changed since the last snapshot, then load and build only if something did."""
     # Events wait out a Prefect API outage instead of being dropped (tasks/core/orchestration.py).
@@ -176,6 +189,8 @@ def football(
                     validators = validators_for(manifest, urls[code, endpoint])
                     fetched = fetch_endpoint(session, code, endpoint, season, validators)
                     outcomes.append(record_snapshot(lake, fetched, manifest))
+            # In season, a matchday that stopped moving while the calendar says fixtures were due (tasks/football/freshness.py).
+            lateness = check_standings_lateness(lake, outcomes, freshness_as_of, stale_after_days)
 
             missing = target == "dev" and not config.warehouse_path(home).exists()
             dbt_project = project_fingerprint(project_dir("football")) if run_dbt_build else None
@@ -236,6 +251,7 @@ def football(
                 mark_synced(lake, plan, dbt_project if dbt_summary is not None else None)
 
         orchestration.publish("the run's artifacts", _publish, outcomes, plan, dbt_summary)
+        orchestration.publish("the lateness table", _publish_lateness, lateness, stale_after_days)
         if dbt_summary is not None:
             report = publish_football_report(
                 lake, target, home, snowflake_block, upstream=lineage.report_upstream(home_dir, target)
@@ -294,6 +310,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-dbt", action="store_true", help="land and load only")
     parser.add_argument("--full-check", action="store_true", help="build and run every data test over all rows")
     parser.add_argument("--full-refresh", action="store_true", help="reload the lake and rebuild incremental models")
+    parser.add_argument(
+        "--freshness-as-of",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="judge the standings' lateness as of this day (default: today)",
+    )
+    parser.add_argument(
+        "--stale-after-days",
+        type=int,
+        default=DEFAULT_ALLOWED_DAYS,
+        metavar="N",
+        help=f"days in season without a new matchday before the standings are stale (default {DEFAULT_ALLOWED_DAYS})",
+    )
     args = parser.parse_args(argv)
     run = console.run_flow(
         football,
@@ -306,6 +335,8 @@ def main(argv: list[str] | None = None) -> int:
         run_dbt_build=not args.no_dbt,
         full_check=args.full_check,
         full_refresh=args.full_refresh,
+        freshness_as_of=args.freshness_as_of,
+        stale_after_days=args.stale_after_days,
     )
     return console.exit_status(run, "Football", _print_summary)
 

@@ -31,7 +31,7 @@ ROOMS = {
     },
     "tasks.football": {
         "rooms": ("sample",),
-        "top": ("api", "keys", "land", "lineage", "load", "report", "snapshots", "snowflake"),
+        "top": ("api", "freshness", "keys", "land", "lineage", "load", "report", "snapshots", "snowflake"),
     },
     "tasks.core": {
         "rooms": ("dbt", "lake"),
