@@ -17,8 +17,10 @@ intervals: the process running it died; five, so that a 2-minute API outage is n
 concurrency slot is freed. Runs emit heartbeats every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds
 (tasks/core/orchestration.py); ``--heartbeat`` must match that setting.
 
-And one for the data: **stale data**, a run emitted ``insightflow.dataset.stale`` (tasks/insightflow/
-freshness.py; once per stale state, not per run).
+And two for the data: **stale data**, a run emitted ``insightflow.dataset.stale`` (tasks/insightflow/
+freshness.py; once per stale state, not per run), and **stale standings**, a football tick emitted
+``football.standings.stale`` (tasks/football/freshness.py: in season, no new matchday while the season's
+calendar says fixtures were due; once per season and matchday).
 
 Proactive triggers are evaluated on the server every ``PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY``
 (5 s by default); ``within`` must be at least 10 s. prefect.yaml cannot declare any of these: its
@@ -40,7 +42,8 @@ from prefect.events.schemas.automations import AutomationCore, EventTrigger, Pos
 
 from blocks.alerts import ALERT_BLOCK
 from tasks.core.orchestration import CRASH_AFTER_HEARTBEATS, HEARTBEAT_SECONDS
-from tasks.insightflow.freshness import STALE_EVENT  # the event the flow emits, named where it is emitted
+from tasks.football.freshness import STALE_EVENT as FOOTBALL_STALE_EVENT  # the events the flows emit, named
+from tasks.insightflow.freshness import STALE_EVENT  # where they are emitted
 
 # Deployment names as in prefect.yaml (tests/deploy/test_files.py keeps the two in step).
 DEPLOYMENTS = ("insightflow-daily", "football-standings", "football-full-check")
@@ -108,6 +111,20 @@ Judged as of {{ event.payload.as_of }} ({{ event.payload.judged_against }})
 {% if flow_run %}Run: {{ flow_run.name }} ({{ flow_run.id }})
 {% endif %}Runbook: docs/operations.md#stale-data"""
 STALE_ALERT = "insightflow-stale-data-alert"
+FOOTBALL_STALE_SUBJECT = (
+    "InsightFlow: football {{ event.resource.get('prefect.resource.name') }} standings stale: "
+    "no new matchday in {{ event.payload.days_without_new_matchday }} days"
+)
+FOOTBALL_STALE_BODY = """\
+Competition: {{ event.resource.get('prefect.resource.name') }}, season {{ event.payload.season }} \
+({{ event.payload.season_start }} to {{ event.payload.season_end }})
+Missing: a new matchday. {{ event.payload.reason }}
+Matchday: {{ event.payload.current_matchday }} of {{ event.payload.matchdays }}, first seen \
+{{ event.payload.matchday_since }}; the season's calendar is at matchday {{ event.payload.calendar_matchday }}
+Judged as of {{ event.payload.as_of }} (allowed {{ event.payload.allowed_days }} days without a new matchday)
+{% if flow_run %}Run: {{ flow_run.name }} ({{ flow_run.id }})
+{% endif %}Runbook: docs/operations.md#stale-football-standings"""
+FOOTBALL_STALE_ALERT = "insightflow-football-stale-alert"
 CRASH_AUTOMATION = "insightflow-crash-unresponsive-runs"
 FLOWS = ("insightflow", "football")  # the flows' names (flows/*.py): heartbeats name the flow, not the deployment
 HEARTBEAT = "prefect.flow-run.heartbeat"
@@ -250,6 +267,31 @@ def stale_data_alert(block_document_id: UUID) -> AutomationCore:
     )
 
 
+def football_stale_alert(block_document_id: UUID) -> AutomationCore:
+    """Notify on every ``football.standings.stale`` event (the flow emits one per season and matchday)."""
+    return AutomationCore(
+        name=FOOTBALL_STALE_ALERT,
+        description=(
+            f"Notify through the {ALERT_BLOCK!r} block when a football tick finds, in season, a competition "
+            "whose matchday has not moved for too long while its calendar says fixtures were due. "
+            "Managed by `python -m automations apply`."
+        ),
+        enabled=True,
+        tags=[TAG],
+        trigger=EventTrigger(
+            expect={FOOTBALL_STALE_EVENT},
+            match={"prefect.resource.id": "football.competition.*"},
+            posture=Posture.Reactive,
+            threshold=1,
+        ),
+        actions=[
+            SendNotification(
+                block_document_id=block_document_id, subject=FOOTBALL_STALE_SUBJECT, body=FOOTBALL_STALE_BODY
+            )
+        ],
+    )
+
+
 def crash_unresponsive_runs(heartbeat: timedelta = timedelta(seconds=HEARTBEAT_SECONDS)) -> AutomationCore:
     """Mark a flow run Crashed when no heartbeat and no final state arrived for five heartbeats.
 
@@ -304,4 +346,9 @@ def definitions(
         built.append(failure_alert(d, block_document_id))
         built.append(missed_run_alert(d, block_document_id, missed[d]))
         built.append(hung_run_alert(d, block_document_id, hung[d]))
-    return [*built, stale_data_alert(block_document_id), crash_unresponsive_runs(heartbeat)]
+    return [
+        *built,
+        stale_data_alert(block_document_id),
+        football_stale_alert(block_document_id),
+        crash_unresponsive_runs(heartbeat),
+    ]

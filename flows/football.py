@@ -38,6 +38,7 @@ if __package__ in (None, ""):
 from tasks.core import orchestration
 from tasks.football import cli, lineage
 from tasks.football.api import ENDPOINTS, endpoint_url, fetch_endpoint
+from tasks.football.freshness import check_standings_lateness
 from tasks.football.report import publish_football_report, republish_football_report
 from tasks.football.sample.data import SAMPLE_TOKEN
 from tasks.football.sample.server import SampleServer
@@ -81,6 +82,8 @@ def football(
                     url = urls[code, endpoint] = endpoint_url(run.session.root, code, endpoint, season)
                     fetched = fetch_endpoint(run.session, code, endpoint, season, validators_for(manifest, url))
                     outcomes.append(record_snapshot(run.lake, fetched, manifest))
+            # In season, a matchday that stopped moving while the calendar says fixtures were due.
+            lateness = check_standings_lateness(run.lake, outcomes, settings.freshness_as_of, settings.stale_after_days)
             sync = sync_warehouse(run, outcomes, codes, full_check=full_check, full_refresh=full_refresh)
 
         if sync.dbt_summary is not None:
@@ -90,7 +93,7 @@ def football(
             )
         else:  # nothing rebuilt: the last published table is still the table, and no warehouse is opened
             report = republish_football_report(run.lake)
-        return finish_tick(run, outcomes, urls, sync, report)
+        return finish_tick(run, outcomes, urls, sync, lateness, report)
 
 
 def main(argv: list[str] | None = None) -> int:

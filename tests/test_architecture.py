@@ -34,6 +34,7 @@ ROOMS = {
         "top": (
             "api",
             "cli",
+            "freshness",
             "keys",
             "land",
             "lineage",

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from datetime import date
 from typing import Any
 
 from pydantic import ValidationError
 
 from tasks.core import console
+from tasks.football.freshness import DEFAULT_ALLOWED_DAYS
 from tasks.football.settings import FootballSettings
 
 QUERY_EXAMPLE = "select * from football.fct_football_team_top_scorers order by competition_code, position"
@@ -34,13 +36,31 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--no-dbt", action="store_true", help="land and load only")
     p.add_argument("--full-check", action="store_true", help="build and run every data test over all rows")
     p.add_argument("--full-refresh", action="store_true", help="reload the lake and rebuild incremental models")
+    p.add_argument(
+        "--freshness-as-of",
+        type=date.fromisoformat,
+        metavar="YYYY-MM-DD",
+        help="judge the standings' lateness as of this day (default: today)",
+    )
+    p.add_argument(
+        "--stale-after-days",
+        type=int,
+        default=DEFAULT_ALLOWED_DAYS,
+        metavar="N",
+        help=f"days in season without a new matchday before the standings are stale (default {DEFAULT_ALLOWED_DAYS})",
+    )
     return p
 
 
 def parameters(args: argparse.Namespace) -> dict[str, Any]:
     """The flow's parameters for parsed ``args``; raises ``ValidationError`` for a setting out of range."""
     settings = FootballSettings(
-        home=args.home, sample=args.sample, sample_matchday=args.sample_matchday, run_dbt_build=not args.no_dbt
+        home=args.home,
+        sample=args.sample,
+        sample_matchday=args.sample_matchday,
+        run_dbt_build=not args.no_dbt,
+        freshness_as_of=args.freshness_as_of,
+        stale_after_days=args.stale_after_days,
     )
     return {
         "competitions": args.competitions,

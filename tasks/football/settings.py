@@ -13,6 +13,7 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date
 from functools import cached_property
 from typing import Literal
 
@@ -23,6 +24,7 @@ from blocks import names
 from tasks.core import config
 from tasks.core.lake import Lake, open_lake
 from tasks.football.api import FetchSession, base_url, resolve_token
+from tasks.football.freshness import DEFAULT_ALLOWED_DAYS
 
 Target = Literal["dev", "prod"]
 PROJECT = "football"
@@ -58,6 +60,12 @@ class FootballSettings(BaseModel):
     run_dbt_build: bool = Field(True, description="Build the dbt project after loading (false: land and load only)")
     dbt_select: list[str] | None = Field(None, description="dbt --select for the build (default: every node)")
     lock_timeout_s: float = Field(900.0, gt=0, description="How long to wait for another run holding this home's lock")
+    freshness_as_of: date | None = Field(
+        None, description="Judge the standings' lateness as of this day (default: today)"
+    )
+    stale_after_days: int = Field(
+        DEFAULT_ALLOWED_DAYS, ge=1, description="Days in season without a new matchday before the standings are stale"
+    )
 
     @model_validator(mode="after")
     def _matchday_needs_the_sample(self) -> FootballSettings:

@@ -16,6 +16,7 @@ from tasks.football import lineage
 from tasks.football.snapshots import Outcome
 
 if TYPE_CHECKING:
+    from tasks.football.freshness import StandingsVerdict
     from tasks.football.report import FootballReport
     from tasks.football.settings import Runtime
     from tasks.football.warehouse import WarehouseSync
@@ -49,15 +50,27 @@ def publish_artifacts(outcomes: list[Outcome], sync: WarehouseSync) -> None:
         )
 
 
+def publish_lateness(verdicts: list[StandingsVerdict], stale_after_days: int) -> None:
+    """The ``football-lateness`` table: each competition's matchday against the season's calendar."""
+    create_table_artifact(
+        [v.row() for v in verdicts],
+        key="football-lateness",
+        description="Standings lateness per competition: stale when, in season, the matchday has not moved "
+        f"for more than {stale_after_days} days while the season's calendar is past it",
+    )
+
+
 def finish_tick(
     run: Runtime,
     outcomes: list[Outcome],
     urls: Mapping[tuple[str, str], str],
     sync: WarehouseSync,
+    lateness: list[StandingsVerdict],
     report: FootballReport | None,
 ) -> dict[str, Any]:
     """Publish the tick's artifacts and lineage; return its summary."""
     orchestration.publish("the run's artifacts", publish_artifacts, outcomes, sync)
+    orchestration.publish("the lateness table", publish_lateness, lateness, run.settings.stale_after_days)
     lineage.publish(run.lake, outcomes, urls)
     dbt = sync.dbt_summary
     return {

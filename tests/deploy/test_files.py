@@ -413,7 +413,7 @@ def test_apply_creates_then_changes_nothing_then_updates_and_removes_duplicates(
     client, block = FakeAutomationClient(), uuid4()
     assert {o.outcome for o in apply(client, definitions(block))} == {"created"}
     assert {o.outcome for o in apply(client, definitions(block))} == {"unchanged"}
-    assert len(client.stored) == 3 * len(deployments()) + 2
+    assert len(client.stored) == 3 * len(deployments()) + 3  # + two stale-data alerts, the crash action
 
     client.stored[0] = client.stored[0].model_copy(update={"enabled": False})  # paused by an operator
     assert {o.outcome for o in apply(client, definitions(block))} == {"unchanged"}
@@ -423,7 +423,7 @@ def test_apply_creates_then_changes_nothing_then_updates_and_removes_duplicates(
     outcomes = apply(client, definitions(uuid4()))  # another block: every alert changes, the crash action does not
     assert {o.outcome for o in outcomes if o.name != CRASH_AUTOMATION} == {"updated"}
     assert [o.outcome for o in outcomes if o.name == CRASH_AUTOMATION] == ["unchanged"]
-    assert sum(o.removed_duplicates for o in outcomes) == 1 and len(client.stored) == 3 * len(deployments()) + 2
+    assert sum(o.removed_duplicates for o in outcomes) == 1 and len(client.stored) == 3 * len(deployments()) + 3
 
 
 def _rendered(automation) -> str:

@@ -27,7 +27,7 @@ from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
 from blocks import names
-from tasks.core.aws import with_retries
+from tasks.core.aws import retry_budget, with_retries
 from tasks.core.lake.base import TMP_MARKER, Lake
 
 if TYPE_CHECKING:
@@ -79,6 +79,14 @@ class S3Lake(Lake):
     def __repr__(self) -> str:
         return f"S3Lake({self.uri()!r})"
 
+    def _s3(self):
+        """The block's cached S3 client (the one its methods use) with the product's retry budget on it.
+
+        prefect-aws builds and caches the client on first use and may rebuild it after its cache evicts
+        it, so this runs before every operation (a no-op once the budget is on the client).
+        """
+        return retry_budget(self.bucket.credentials.get_client("s3"))
+
     def _object_key(self, key: str) -> str:
         _check_key(key)
         return f"{self.folder}/{key}" if self.folder else key
@@ -88,6 +96,7 @@ class S3Lake(Lake):
 
     def read(self, key: str) -> bytes | None:
         object_key = self._object_key(key)
+        self._s3()
         try:
             return self.bucket.read_path(object_key, _sync=True)
         except ClientError as exc:
@@ -98,6 +107,7 @@ class S3Lake(Lake):
 
     def write(self, key: str, data: bytes) -> None:
         object_key = self._object_key(key)
+        self._s3()
         try:
             self.bucket.write_path(object_key, data, _sync=True)
         except (ClientError, S3UploadFailedError) as exc:
@@ -107,7 +117,7 @@ class S3Lake(Lake):
     def delete(self, key: str) -> None:
         # S3 answers 204 for a key that does not exist, so this is idempotent like LocalLake.delete.
         object_key = self._object_key(key)
-        client = self.bucket.credentials.get_client("s3")
+        client = self._s3()
         try:
             client.delete_object(Bucket=self.bucket.bucket_name, Key=object_key)
         except ClientError as exc:
@@ -120,6 +130,7 @@ class S3Lake(Lake):
             _check_key(relative)
             relative += "/"
         wanted = f"{self.folder}/{relative}" if self.folder else relative
+        self._s3()
         try:
             objects = self.bucket.list_objects(relative, _sync=True)
         except ClientError as exc:

@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
 from blocks import names
-from tasks.core.aws import with_retries
+from tasks.core.aws import aws_client, with_retries
 from tasks.insightflow.catalog.crawler import CRAWLER_TIMEOUT_S, CrawlResult, run_crawler
 from tasks.insightflow.catalog.glue import (
     TRANSIENT_GLUE_ERRORS,
@@ -48,8 +48,8 @@ def _is_transient(task, task_run, state) -> bool:
 
 
 def glue_client(credentials: AwsCredentials):
-    """A Glue client from the AwsCredentials block (its region and endpoint_url apply)."""
-    return credentials.get_client("glue")
+    """A Glue client from the AwsCredentials block (its region and endpoint_url apply), with our retry budget."""
+    return aws_client(credentials, "glue")
 
 
 def _load_blocks(athena_block: str, credentials_block: str) -> tuple[AthenaTarget, AwsCredentials]:

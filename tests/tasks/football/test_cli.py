@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 
 pytestmark = pytest.mark.unit
@@ -20,6 +22,7 @@ def test_every_flag_maps_to_its_parameter_or_setting_and_validates_against_the_f
         [
             *("--sample", "--sample-matchday", "9", "--competitions", "PL", "BL1", "--season", "2024"),
             *("--home", "/srv/fb", "--target", "dev", "--no-dbt", "--full-check", "--full-refresh"),
+            *("--freshness-as-of", "2025-03-01", "--stale-after-days", "10"),
         ]
     )
     settings = chosen.pop("settings")
@@ -36,6 +39,7 @@ def test_every_flag_maps_to_its_parameter_or_setting_and_validates_against_the_f
         9,
         False,
     )
+    assert (settings.freshness_as_of, settings.stale_after_days) == (date(2025, 3, 1), 10)
     assert football.validate_parameters({**chosen, "settings": settings})["settings"] == settings
 
 
