@@ -1,0 +1,176 @@
+"""One Athena statement, run: Trino SQL parsed by sqlglot, executed on DuckDB over what Glue catalogues.
+
+Each query gets a fresh in-memory DuckDB. The Glue tables it names are read from S3 (catalog.py) and
+registered under their database; Glue views are expanded by running their stored SQL through the same
+translation, recursively. Where DuckDB and Athena engine v3 disagree, Athena wins: names Trino has no
+function for fail with FUNCTION_NOT_FOUND before translation, integer division truncates
+(``integer_division``), identifiers are folded to lower case, and DuckDB's errors are reported under
+Athena's names (errors.py). DDL and DML are in ddl.py.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import duckdb
+import pyarrow as pa
+import sqlglot
+from sqlglot import exp
+from sqlglot.errors import ParseError, TokenError
+from sqlglot.tokens import Tokenizer, TokenType
+
+from standins.aws.catalog import Catalog, Scan, view_sql
+from standins.aws.errors import AthenaQueryError, from_duckdb
+from standins.aws.functions import TRINO_FUNCTIONS
+
+CATALOG = "awsdatacatalog"
+_NOT_A_CALL_AFTER = {TokenType.INTO, TokenType.TABLE, TokenType.VIEW, TokenType.DOT, TokenType.JOIN, TokenType.FROM}
+
+
+@dataclass
+class Outcome:
+    """What a statement produced: rows (SELECT and the like), or a count of rows written (DML)."""
+
+    statement_type: str  # Athena's StatementType: DML, DDL or UTILITY
+    rows: pa.Table | None = None
+    update_count: int | None = None
+    scan: Scan = field(default_factory=Scan)
+    engine_ms: int = 0
+
+
+def parse(sql: str) -> exp.Expression:
+    """The one statement in ``sql`` (Athena runs one per query), parsed as Trino."""
+    check_functions(sql)
+    try:
+        statements = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
+    except (ParseError, TokenError) as exc:
+        raise AthenaQueryError("SYNTAX_ERROR", str(exc).splitlines()[0]) from exc
+    if len(statements) != 1:
+        raise AthenaQueryError("INVALID_INPUT", "Only one sql statement is allowed.")
+    return statements[0]
+
+
+def check_functions(sql: str) -> None:
+    """FUNCTION_NOT_FOUND for a call to a name Athena v3 does not have (checked on the SQL as written)."""
+    try:
+        tokens = Tokenizer(dialect="trino").tokenize(sql)
+    except TokenError as exc:
+        raise AthenaQueryError("SYNTAX_ERROR", str(exc).splitlines()[0]) from exc
+    for i, tok in enumerate(tokens[:-1]):
+        if tok.token_type != TokenType.VAR or tokens[i + 1].token_type != TokenType.L_PAREN:
+            continue
+        if i and tokens[i - 1].token_type in _NOT_A_CALL_AFTER:
+            continue
+        if tok.text.lower() not in TRINO_FUNCTIONS:
+            raise AthenaQueryError("FUNCTION_NOT_FOUND", f"line {tok.line}:{tok.col}: Function '{tok.text.lower()}' not registered")
+
+
+def lower_identifiers(tree: exp.Expression) -> exp.Expression:
+    """Athena folds every identifier to lower case, quoted or not."""
+    for ident in tree.find_all(exp.Identifier):
+        ident.set("this", ident.name.lower())
+    return tree
+
+
+class Session:
+    """A DuckDB for one statement, with the Glue relations it names registered by their Athena names."""
+
+    def __init__(self, catalog: Catalog, database: str) -> None:
+        self.catalog = catalog
+        self.database = (database or "default").lower()
+        self.con = duckdb.connect()
+        self.con.execute("SET integer_division = true; SET TimeZone = 'UTC'")
+        self.scan = Scan()
+        self._registered: set[tuple[str, str]] = set()
+        self._columns: set[str] = set()
+        self._every_column = False
+
+    def close(self) -> None:
+        self.con.close()
+
+    def relation(self, table: exp.Table, default_db: str) -> tuple[str, str]:
+        """Qualify a table reference (``db.name`` in the default catalog) and make it queryable."""
+        catalog = table.catalog.lower() if table.catalog else CATALOG
+        if catalog != CATALOG:
+            raise AthenaQueryError("CATALOG_NOT_FOUND", f"Catalog '{catalog}' does not exist")
+        db, name = (table.db or default_db).lower(), table.name.lower()
+        table.set("catalog", None)
+        table.set("db", exp.to_identifier(db, quoted=True))
+        table.set("this", exp.to_identifier(name, quoted=True))
+        if (db, name) not in self._registered:
+            self._register(db, name)
+        return db, name
+
+    def _register(self, db: str, name: str) -> None:
+        glue = self.catalog.get_table(db, name)
+        if glue is None:
+            if not self.catalog.database_exists(db):
+                raise AthenaQueryError("SCHEMA_NOT_FOUND", f"Schema '{db}' does not exist")
+            raise AthenaQueryError("TABLE_NOT_FOUND", f"Table '{CATALOG}.{db}.{name}' does not exist")
+        self._registered.add((db, name))
+        self.con.execute(f'CREATE SCHEMA IF NOT EXISTS "{db}"')
+        if glue.get("TableType") == "VIRTUAL_VIEW":
+            body = self.translate(parse(view_sql(glue)), db)
+            self.con.execute(f'CREATE VIEW "{db}"."{name}" AS {body}')
+            return
+        data = self.catalog.read_table(glue, None if self._every_column else self._columns, self.scan)
+        handle = f"__glue_{len(self._registered)}"
+        self.con.register(handle, data)
+        self.con.execute(f'CREATE VIEW "{db}"."{name}" AS SELECT * FROM "{handle}"')
+
+    def translate(self, tree: exp.Expression, default_db: str) -> str:
+        """DuckDB SQL for a Trino query, registering every Glue relation it reads first.
+
+        The columns it names are noted first so that bytes scanned count only those columns' chunks,
+        as Athena's columnar reads do (``*`` anywhere counts every column).
+        """
+        tree = lower_identifiers(tree)
+        ctes = {cte.alias_or_name.lower() for cte in tree.find_all(exp.CTE)}
+        self._columns |= {c.name.lower() for c in tree.find_all(exp.Column)}
+        self._every_column |= any(True for _ in tree.find_all(exp.Star))
+        for table in list(tree.find_all(exp.Table)):
+            if not table.name or (not table.db and table.name.lower() in ctes):
+                continue
+            self.relation(table, default_db)
+        return tree.sql(dialect="duckdb")
+
+    def query(self, tree: exp.Expression) -> pa.Table:
+        """Run a query and return its rows as Arrow, failing with Athena's error name."""
+        sql = self.translate(tree, self.database)
+        try:
+            return self.con.sql(sql).to_arrow_table()
+        except duckdb.Error as exc:
+            raise from_duckdb(exc) from exc
+
+
+def statement_kind(tree: exp.Expression) -> str:
+    """Athena's StatementType for a parsed statement."""
+    if isinstance(tree, exp.Query):
+        return "DML"
+    if isinstance(tree, exp.Insert):
+        return "DML"
+    if isinstance(tree, (exp.Describe, exp.Show)):
+        return "UTILITY"
+    return "DDL"
+
+
+def execute(sql: str, database: str, catalog: Catalog, query_id: str) -> Outcome:
+    """Run one statement the way Athena would, or raise AthenaQueryError."""
+    from standins.aws import ddl
+
+    started = time.monotonic()
+    tree = parse(sql)
+    session = Session(catalog, database)
+    try:
+        if isinstance(tree, exp.Query):
+            outcome = Outcome("DML", rows=session.query(tree))
+        else:
+            outcome = ddl.run(tree, session, query_id)
+        outcome.scan = session.scan
+    except duckdb.Error as exc:  # e.g. a view body that no longer binds
+        raise from_duckdb(exc) from exc
+    finally:
+        session.close()
+    outcome.engine_ms = int((time.monotonic() - started) * 1000)
+    return outcome
