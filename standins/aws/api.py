@@ -9,6 +9,7 @@ with UnknownOperationException and counted too, so a test can say none was misse
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 import uuid
@@ -43,6 +44,8 @@ class Athena:
         self.queries: dict[str, dict] = {}
         self.work_groups: dict[str, dict] = {"primary": {"Name": "primary", "State": "ENABLED", "Configuration": {}}}
         self._lock = threading.Lock()
+        # STANDIN_ATHENA_QUERY_LOG=path appends every statement and its outcome (what dbt really sent).
+        self.log_path = os.environ.get("STANDIN_ATHENA_QUERY_LOG")
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="athena-query")
 
     def handle(self, action: str, body: dict, region: str) -> dict:
@@ -179,6 +182,10 @@ class Athena:
             status["StateChangeReason"] = reason
             status["AthenaError"] = error
         record["Status"] = status
+        if self.log_path:
+            with self._lock, open(self.log_path, "a") as log:
+                log.write(f"-- {query_id} {state} {record['Statistics']['DataScannedInBytes']} B {elapsed} ms"
+                          f"{' ' + reason if reason else ''}\n{sql.strip()}\n;\n")
 
     def _entry(self, query_id: str) -> dict:
         entry = self.queries.get(query_id)

@@ -10,6 +10,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pyarrow as pa
 from sqlglot import exp
 
@@ -19,7 +21,7 @@ from standins.aws.errors import AthenaQueryError
 from standins.aws.types import arrow_for_storage, glue_to_arrow
 
 
-def run(tree: exp.Expression, session: Session, query_id: str) -> Outcome:
+def run(tree: exp.Expression, sql: str, session: Session, query_id: str) -> Outcome:
     """Dispatch one non-query statement."""
     tree = lower_identifiers(tree)
     if isinstance(tree, exp.Create) and tree.kind == "TABLE" and isinstance(tree.expression, exp.Query):
@@ -32,8 +34,29 @@ def run(tree: exp.Expression, session: Session, query_id: str) -> Outcome:
         return _insert(tree, session, query_id)
     if isinstance(tree, exp.Drop) and tree.kind in {"TABLE", "VIEW"}:
         return _drop(tree, session)
+    if isinstance(tree, exp.Alter) and _TBLPROPERTIES.search(sql):
+        return _set_properties(tree, sql, session)
     kind = tree.key.upper() if not isinstance(tree, exp.Command) else str(tree.this).upper()
     raise AthenaQueryError("NOT_SUPPORTED", f"the Athena stand-in does not run {kind} statements")
+
+
+_TBLPROPERTIES = re.compile(r"\bset\s+tblproperties\s*\((.*)\)", re.I | re.S)
+_PAIR = re.compile(r"'([^']*)'\s*=\s*'([^']*)'")
+
+
+def _set_properties(tree: exp.Alter, sql: str, session: Session) -> Outcome:
+    """``ALTER TABLE t SET TBLPROPERTIES ('k' = 'v', ...)``: merged into the Glue table's parameters."""
+    db, name = _name(tree.this, session)
+    table = session.catalog.get_table(db, name)
+    if table is None:
+        raise AthenaQueryError("TABLE_NOT_FOUND", f"Table '{CATALOG}.{db}.{name}' does not exist")
+    params = dict(_PAIR.findall(_TBLPROPERTIES.search(sql).group(1)))
+    keep = ("Name", "Description", "Owner", "Retention", "StorageDescriptor", "PartitionKeys", "TableType",
+            "ViewOriginalText", "ViewExpandedText")
+    table_input = {k: table[k] for k in keep if k in table}
+    table_input["Parameters"] = {**table.get("Parameters", {}), **params}
+    session.catalog.glue.update_table(DatabaseName=db, TableInput=table_input)
+    return Outcome("DDL")
 
 
 def _name(table: exp.Table, session: Session) -> tuple[str, str]:
@@ -101,7 +124,7 @@ def _view(tree: exp.Create, session: Session) -> Outcome:
 
 
 def _create_schema(tree: exp.Create, session: Session) -> Outcome:
-    name = tree.this.name.lower()
+    name = (tree.this.db or tree.this.name).lower()
     if session.catalog.database_exists(name):
         if tree.args.get("exists"):
             return Outcome("DDL")

@@ -18,14 +18,15 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
-from sqlglot.tokens import Tokenizer, TokenType
+from sqlglot.tokens import TokenType
 
 from standins.aws.catalog import Catalog, Scan, view_sql
 from standins.aws.errors import AthenaQueryError, from_duckdb
 from standins.aws.functions import TRINO_FUNCTIONS
 
 CATALOG = "awsdatacatalog"
-_NOT_A_CALL_AFTER = {TokenType.INTO, TokenType.TABLE, TokenType.VIEW, TokenType.DOT, TokenType.JOIN, TokenType.FROM}
+_NOT_A_CALL_AFTER = {TokenType.INTO, TokenType.TABLE, TokenType.VIEW, TokenType.DOT, TokenType.JOIN, TokenType.FROM,
+                     TokenType.ALIAS, TokenType.SET, TokenType.WITH}
 
 
 @dataclass
@@ -39,11 +40,16 @@ class Outcome:
     engine_ms: int = 0
 
 
+def dialect(sql: str) -> str:
+    """Trino for queries; Athena's Hive-DDL flavour (backtick identifiers) for DDL written that way."""
+    return "athena" if "`" in sql else "trino"
+
+
 def parse(sql: str) -> exp.Expression:
     """The one statement in ``sql`` (Athena runs one per query), parsed as Trino."""
     check_functions(sql)
     try:
-        statements = [s for s in sqlglot.parse(sql, read="trino") if s is not None]
+        statements = [s for s in sqlglot.parse(sql, read=dialect(sql)) if s is not None]
     except (ParseError, TokenError) as exc:
         raise AthenaQueryError("SYNTAX_ERROR", str(exc).splitlines()[0]) from exc
     if len(statements) != 1:
@@ -54,7 +60,7 @@ def parse(sql: str) -> exp.Expression:
 def check_functions(sql: str) -> None:
     """FUNCTION_NOT_FOUND for a call to a name Athena v3 does not have (checked on the SQL as written)."""
     try:
-        tokens = Tokenizer(dialect="trino").tokenize(sql)
+        tokens = sqlglot.Dialect.get_or_raise(dialect(sql)).tokenize(sql)
     except TokenError as exc:
         raise AthenaQueryError("SYNTAX_ERROR", str(exc).splitlines()[0]) from exc
     for i, tok in enumerate(tokens[:-1]):
@@ -166,7 +172,7 @@ def execute(sql: str, database: str, catalog: Catalog, query_id: str) -> Outcome
         if isinstance(tree, exp.Query):
             outcome = Outcome("DML", rows=session.query(tree))
         else:
-            outcome = ddl.run(tree, session, query_id)
+            outcome = ddl.run(tree, sql, session, query_id)
         outcome.scan = session.scan
     except duckdb.Error as exc:  # e.g. a view body that no longer binds
         raise from_duckdb(exc) from exc

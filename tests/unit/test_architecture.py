@@ -186,3 +186,31 @@ def test_tests_and_benchmarks_start_prefect_servers_through_one_helper():
         if p != helper and p != Path(__file__).resolve() and '"server", "start"' in p.read_text()
     )
     assert not others, f"start Prefect servers with tasks.core.prefect_server.local_prefect_server: {others}"
+
+
+def test_product_code_never_imports_the_standins():
+    """standins/ are test doubles (the Athena stand-in): no shipped module may lean on them, even lazily."""
+    bad = sorted(
+        str(path.relative_to(REPO_ROOT))
+        for path in MODULES.values()
+        for node in ast.walk(ast.parse(path.read_text()))
+        if (isinstance(node, ast.Import) and any(_under(a.name, "standins") for a in node.names))
+        or (isinstance(node, ast.ImportFrom) and node.module and _under(node.module, "standins"))
+    )
+    assert not bad, f"product code imports standins: {bad}"
+
+
+def test_the_standins_are_not_shipped():
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert not any(p.startswith("standins") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"])
+    ignored = {line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()}
+    assert "standins" in ignored, ".dockerignore must keep standins/ out of the image's build context"
+    copies = [line for line in (REPO_ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY")]
+    assert not any("standins" in line for line in copies), copies
+
+
+def test_standin_modules_stay_small():
+    paths = sorted((REPO_ROOT / "standins").rglob("*.py"))
+    assert paths
+    long = {str(p.relative_to(REPO_ROOT)): n for p in paths if (n := code_lines(p)) > MAX_MODULE_LINES}
+    assert not long, f"split these stand-in modules (> {MAX_MODULE_LINES} lines): {long}"
