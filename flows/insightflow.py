@@ -263,6 +263,13 @@ def _print_summary(summary: dict, dashboard_url: str | None) -> None:
             f"  python -c \"import duckdb; duckdb.connect('{wh}', read_only=True)"
             ".sql('select * from fct_retail_sales_monthly order by month_start_date desc limit 10').show()\""
         )
+    else:
+        print("Warehouse: Athena (dbt's prod schema, through the insightflow-athena block)")
+        print("Query it, for example:")
+        print(
+            '  python -m tasks.insightflow.athena '
+            '"select * from fct_retail_sales_monthly order by month_start_date desc limit 10"'
+        )
     if dashboard_url:
         print(f"Dashboard: {dashboard_url}")
     print(f"\nReport:    {summary['report'] or 'not built (dbt did not run)'}")
