@@ -14,16 +14,8 @@ import os
 import sys
 from uuid import UUID
 
-from automations import (
-    DEPLOYMENTS,
-    HUNG_RUN_LIMITS,
-    MISSED_RUN_WINDOWS,
-    apply,
-    definitions,
-    human_window,
-    parse_window,
-    resolve_alert_block,
-)
+from automations.alerts import DEPLOYMENTS, HUNG_RUN_LIMITS, MISSED_RUN_WINDOWS, definitions, human_window, parse_window
+from automations.apply import apply, resolve_alert_block
 
 
 def _deployment_window(value: str) -> tuple[str, object]:

@@ -181,7 +181,7 @@ def months(count: int, first: date = FIRST_MONTH) -> list[date]:
 
 def group_codes(count: int) -> list[str]:
     """Synthetic MSIC-like group codes: the sample's real 3-digit codes first, then 7-digit ones."""
-    from tasks.insightflow.sample_data import MSIC_GROUPS
+    from tasks.insightflow.sample.data import MSIC_GROUPS
 
     real = list(MSIC_GROUPS)
     return real[:count] + [f"47{i:05d}" for i in range(max(0, count - len(real)))]
@@ -231,7 +231,7 @@ def msic_for_groups(codes: list[str]):
     """The sample MSIC dictionary plus a digits=3 row for every synthetic group code."""
     import pyarrow as pa
 
-    from tasks.insightflow.sample_data import MSIC_GROUPS, msic_table
+    from tasks.insightflow.sample.data import MSIC_GROUPS, msic_table
 
     base = msic_table()
     extra = [c for c in codes if c not in MSIC_GROUPS]

@@ -87,10 +87,16 @@ def main() -> int:
 
             standin = AwsStandIn().start()
             try:
-                os.environ.update({
-                    "AWS_ENDPOINT_URL": standin.url, "AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench",
-                    "AWS_DEFAULT_REGION": "us-east-1", "AWS_REGION": "us-east-1", **BUCKETS,
-                })
+                os.environ.update(
+                    {
+                        "AWS_ENDPOINT_URL": standin.url,
+                        "AWS_ACCESS_KEY_ID": "bench",
+                        "AWS_SECRET_ACCESS_KEY": "bench",
+                        "AWS_DEFAULT_REGION": "us-east-1",
+                        "AWS_REGION": "us-east-1",
+                        **BUCKETS,
+                    }
+                )
                 import boto3
 
                 from blocks import aws
@@ -107,8 +113,9 @@ def main() -> int:
                 results = {}
                 for release, label in ((0, "first run"), (1, "incremental run")):
                     started = time.perf_counter()
-                    state = insightflow(target="prod", sample=True, sample_release=release, home=str(root / "home"),
-                                        return_state=True)
+                    state = insightflow(
+                        target="prod", sample=True, sample_release=release, home=str(root / "home"), return_state=True
+                    )
                     seconds = time.perf_counter() - started
                     if not state.is_completed():
                         raise CouldNotMeasure(f"{label}: {state.message}")

@@ -67,7 +67,7 @@ class Season:
 def _plain_tick(server, session, lake, home: Path, dbt_project: str) -> tuple[int, list[dict] | None]:
     """One tick with the plain functions the flow's tasks call; returns (files landed, dbt nodes run or None)."""
     from tasks.core import config
-    from tasks.core.dbt import run_dbt
+    from tasks.core.dbt.runner import run_dbt
     from tasks.football.api import ENDPOINTS, endpoint_url, fetch
     from tasks.football.load import load_duckdb
     from tasks.football.snapshots import mark_synced, plan_sync, read_manifest, record, validators_for
@@ -119,12 +119,12 @@ def _change_ticks(ticks: int) -> dict[int, int]:
 
 def run_season(ticks: int, flow_changed: int, home: Path, report: Report) -> Season:
     from tasks.core import config
-    from tasks.core.dbt import project_dir, project_fingerprint
+    from tasks.core.dbt.runner import project_dir, project_fingerprint
     from tasks.core.http import RetryPolicy
     from tasks.core.lake import LocalLake
     from tasks.football.api import FetchSession
-    from tasks.football.sample import SampleServer
-    from tasks.football.sample_data import SAMPLE_TOKEN
+    from tasks.football.sample.data import SAMPLE_TOKEN
+    from tasks.football.sample.server import SampleServer
 
     season = Season()
     changes = _change_ticks(ticks)
@@ -179,7 +179,7 @@ def check_history(home: Path, season: Season) -> tuple[int, int]:
     import duckdb
 
     from tasks.core import config
-    from tasks.football.sample_data import standings
+    from tasks.football.sample.data import standings
 
     with duckdb.connect(str(config.warehouse_path(home)), read_only=True) as con:
         rows, snapshots = con.execute(

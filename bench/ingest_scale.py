@@ -71,9 +71,9 @@ def _warm_up(path: Path, out: Path, fn) -> None:
 def child_project(path: Path, out: Path, warm: bool = True) -> dict:
     from tasks.core.lake import LocalLake
     from tasks.insightflow.contracts import IOWRT_3D
-    from tasks.insightflow.fetch import Fetched
-    from tasks.insightflow.land import land
-    from tasks.insightflow.validate import conform, read_parquet_bytes
+    from tasks.insightflow.ingest.fetch import Fetched
+    from tasks.insightflow.ingest.land import land
+    from tasks.insightflow.ingest.validate import conform, read_parquet_bytes
 
     if warm:
         _warm_up(path, out, child_project)

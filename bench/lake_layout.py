@@ -28,10 +28,10 @@ ORIGINAL_GRAIN = {"fuelprice": "day", "iowrt": "month", "iowrt_3d": "month", "ms
 def land_project(root: Path) -> None:
     from tasks.core.lake import LocalLake
     from tasks.insightflow.contracts import DATASETS
-    from tasks.insightflow.fetch import Fetched
-    from tasks.insightflow.land import land
-    from tasks.insightflow.sample_data import SAMPLE_TABLES
-    from tasks.insightflow.validate import conform
+    from tasks.insightflow.ingest.fetch import Fetched
+    from tasks.insightflow.ingest.land import land
+    from tasks.insightflow.ingest.validate import conform
+    from tasks.insightflow.sample.data import SAMPLE_TABLES
 
     lake = LocalLake(root)
     for name, build in SAMPLE_TABLES.items():
@@ -49,7 +49,7 @@ def land_project(root: Path) -> None:
 def write_original(root: Path) -> None:
     import pandas as pd
 
-    from tasks.insightflow.sample_data import SAMPLE_TABLES
+    from tasks.insightflow.sample.data import SAMPLE_TABLES
 
     for name, build in SAMPLE_TABLES.items():
         df = build().to_pandas()

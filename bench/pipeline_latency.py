@@ -98,7 +98,7 @@ def _child_dbt_plain(lake_home: str, work: str) -> dict:
     """
     started = time.perf_counter()
     from tasks.core import config
-    from tasks.core.dbt import run_dbt
+    from tasks.core.dbt.runner import run_dbt
 
     imported = time.perf_counter()
     env = {
@@ -148,15 +148,15 @@ def _child_bare(home: str) -> dict:
 
     from flows.insightflow import _dev_warehouse_env
     from tasks.core import config
-    from tasks.core.dbt import read_state, run_dbt, write_state
+    from tasks.core.dbt.runner import read_state, run_dbt, write_state
     from tasks.core.lake import LocalLake
     from tasks.core.locks import home_lock
     from tasks.insightflow.contracts import DATASETS
-    from tasks.insightflow.fetch import fetch, source_url
-    from tasks.insightflow.land import land, remember_source
-    from tasks.insightflow.sample import sample_server
-    from tasks.insightflow.validate import conform, read_parquet_bytes
-    from tasks.insightflow.warehouse import PROJECT, inputs_fingerprint
+    from tasks.insightflow.ingest.fetch import fetch, source_url
+    from tasks.insightflow.ingest.land import land, remember_source
+    from tasks.insightflow.ingest.validate import conform, read_parquet_bytes
+    from tasks.insightflow.sample.server import sample_server
+    from tasks.insightflow.warehouse.build import PROJECT, inputs_fingerprint
 
     imported = time.perf_counter()
     stages = dict.fromkeys(STAGES, 0.0)

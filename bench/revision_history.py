@@ -4,7 +4,7 @@
     python bench/revision_history.py --dbt           # and one dbt build over the final lake, timed
 
 Lands release 0 of the sample (the trade indices from Jan 2015 to Aug 2025, fuel prices, MSIC), then
-releases 1..N of the fixture's revision mode (tasks/insightflow/sample_data.py: each publishes one
+releases 1..N of the fixture's revision mode (tasks/insightflow/sample/data.py: each publishes one
 new month and revises the three before it, for about 60 % of the groups, and so the headline), with
 the real ``land()`` on a local lake, as the flow does after fetch and validate. Prints how many
 objects and bytes history/ gains per release against what raw/ rewrites, how the landing time
@@ -30,9 +30,9 @@ TRADE = ("iowrt", "iowrt_3d")
 
 def _land(lake, name: str, table, release: int):
     from tasks.insightflow.contracts import DATASETS
-    from tasks.insightflow.fetch import Fetched
-    from tasks.insightflow.land import land
-    from tasks.insightflow.validate import conform
+    from tasks.insightflow.ingest.fetch import Fetched
+    from tasks.insightflow.ingest.land import land
+    from tasks.insightflow.ingest.validate import conform
 
     conformed = conform(DATASETS[name], "bench", table)
     modified = formatdate(1_700_000_000 + release * 30 * 86_400, usegmt=True)
@@ -51,7 +51,7 @@ def _stats(root: Path, prefix: str) -> tuple[int, int]:
 
 def _dbt_build(root: Path) -> float:
     """One plain ``dbt build`` of the project over the bench lake (the warehouse persists between calls)."""
-    from tasks.core.dbt import run_dbt
+    from tasks.core.dbt.runner import run_dbt
 
     env = {"INSIGHTFLOW_LAKE_DIR": str(root / "lake"), "INSIGHTFLOW_WAREHOUSE_PATH": str(root / "warehouse.duckdb")}
     started = time.perf_counter()
@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     report = Report("revision history")
     from tasks.core.lake import LocalLake
-    from tasks.insightflow.sample_data import RELEASED_TABLES, SAMPLE_TABLES
+    from tasks.insightflow.sample.data import RELEASED_TABLES, SAMPLE_TABLES
 
     try:
         with workdir("insightflow-bench-revisions-") as root:

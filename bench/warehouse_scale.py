@@ -40,7 +40,7 @@ EXTRA_MONTH = date(2026, 1, 1)
 
 
 def child_dbt(home: Path) -> dict:
-    from tasks.core.dbt import run_dbt
+    from tasks.core.dbt.runner import run_dbt
 
     env = {"INSIGHTFLOW_WAREHOUSE_PATH": str(home / "warehouse.duckdb"), "INSIGHTFLOW_LAKE_DIR": str(home / "lake")}
     started = time.perf_counter()
@@ -55,7 +55,7 @@ def child_dbt(home: Path) -> dict:
 
 
 def _fetched(name: str, payload: bytes):
-    from tasks.insightflow.fetch import Fetched
+    from tasks.insightflow.ingest.fetch import Fetched
 
     return Fetched(
         dataset=name, url=f"bench://{name}", status="new", content=payload, sha256=hashlib.sha256(payload).hexdigest()
@@ -64,8 +64,8 @@ def _fetched(name: str, payload: bytes):
 
 def land_table(lake, name: str, table) -> object:
     from tasks.insightflow.contracts import DATASETS
-    from tasks.insightflow.land import land
-    from tasks.insightflow.validate import conform
+    from tasks.insightflow.ingest.land import land
+    from tasks.insightflow.ingest.validate import conform
 
     return land(lake, DATASETS[name], conform(DATASETS[name], f"bench://{name}", table), _fetched(name, b""))
 
@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
 
     from tasks.core.lake import LocalLake
-    from tasks.insightflow.sample_data import SAMPLE_TABLES
+    from tasks.insightflow.sample.data import SAMPLE_TABLES
 
     rows = int(float(args.rows))
     report = Report("warehouse at scale")

@@ -36,7 +36,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tasks.core import config, console
-from tasks.core.dbt import project_dir, project_fingerprint, run_dbt
+from tasks.core.dbt.runner import project_dir, project_fingerprint, run_dbt
 from tasks.core.lake import open_lake
 from tasks.core.locks import home_lock
 from tasks.football import lineage
@@ -49,10 +49,11 @@ from tasks.football.api import (
     fetch_endpoint,
     resolve_token,
 )
+from tasks.football.keys import dbt_source_keys, duckdb_table_keys, snowflake_table_keys
 from tasks.football.load import load_raw_duckdb
 from tasks.football.report import publish_football_report, republish_football_report
-from tasks.football.sample import SampleServer
-from tasks.football.sample_data import SAMPLE_TOKEN
+from tasks.football.sample.data import SAMPLE_TOKEN
+from tasks.football.sample.server import SampleServer
 from tasks.football.snapshots import (
     Outcome,
     SyncPlan,
@@ -202,7 +203,7 @@ def football(
                 stack.enter_context(home_lock(home_dir, timeout_s=lock_timeout_s, what="football"))
                 loaded = load_raw_duckdb(lake, config.warehouse_path(home), keys, plan.snapshots)
                 env = _dbt_env_dev(home)
-                raw_tables = lineage.duckdb_table_keys(config.warehouse_path(home))
+                raw_tables = duckdb_table_keys(config.warehouse_path(home))
             else:
                 loaded = copy_into_raw(
                     snowflake_block,
@@ -215,7 +216,7 @@ def football(
                     snapshots=plan.snapshots,
                 )
                 env = _dbt_env_prod(snowflake_block) if run_dbt_build else {}
-                raw_tables = lineage.snowflake_table_keys(env.get("SNOWFLAKE_DATABASE", ""), SnowflakeLayout().schema)
+                raw_tables = snowflake_table_keys(env.get("SNOWFLAKE_DATABASE", ""), SnowflakeLayout().schema)
             if run_dbt_build and plan.build:
                 dbt_summary = run_dbt(
                     "football",
@@ -223,7 +224,7 @@ def football(
                     env,
                     args=_dbt_args(dbt_select, full_check, full_refresh),
                     work_dir=home_dir / "dbt" / f"football-{target}",
-                    source_keys=lineage.dbt_source_keys(raw_tables),
+                    source_keys=dbt_source_keys(raw_tables),
                 )
             mark_synced(lake, plan, dbt_project if dbt_summary is not None else None)
 

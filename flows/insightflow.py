@@ -33,17 +33,17 @@ from tasks.core import config, console
 from tasks.core.lake import LocalLake, open_lake
 from tasks.core.locks import home_lock
 from tasks.insightflow import lineage
-from tasks.insightflow.athena import load_dbt_prod_env
-from tasks.insightflow.catalog import update_catalog
+from tasks.insightflow.catalog.update import update_catalog
 from tasks.insightflow.contracts import DATASETS
-from tasks.insightflow.fetch import fetch_dataset, source_url
 from tasks.insightflow.freshness import check_freshness
-from tasks.insightflow.land import LandResult, land_dataset
-from tasks.insightflow.report import publish_insightflow_report
-from tasks.insightflow.sample import FAULTS, sample_server
-from tasks.insightflow.sample_data import SAMPLE_AS_OF
-from tasks.insightflow.validate import validate_dataset
-from tasks.insightflow.warehouse import build_warehouse, check_source_freshness
+from tasks.insightflow.ingest.fetch import fetch_dataset, source_url
+from tasks.insightflow.ingest.land import LandResult, land_dataset
+from tasks.insightflow.ingest.validate import validate_dataset
+from tasks.insightflow.report.publish import publish_insightflow_report
+from tasks.insightflow.sample.data import SAMPLE_AS_OF
+from tasks.insightflow.sample.server import FAULTS, sample_server
+from tasks.insightflow.warehouse.athena import ATHENA_QUERY_HINT, load_dbt_prod_env
+from tasks.insightflow.warehouse.build import build_warehouse, check_source_freshness
 
 
 class IngestFailed(RuntimeError):
@@ -214,7 +214,7 @@ def insightflow(
         freshness = [v.row() for v in verdicts]
         # With every dbt build; a skipped build (nothing landed) skips it too, keeping an unchanged re-run at
         # ~2 s instead of paying dbt's start (5-20 s cold here): the contract check, whose lags equal
-        # dbt's warn_after (tests/unit/test_freshness.py), still judges every dataset on such a run.
+        # dbt's warn_after (tests/tasks/insightflow/test_freshness.py), still judges every dataset on such a run.
         if dbt_summary is not None and not dbt_summary.skipped:
             freshness += check_source_freshness(target, env, home_dir / "dbt" / f"insightflow-{target}", as_of)
         # Under the home lock, so a second run cannot interleave its report with this one's; not after a
@@ -264,12 +264,7 @@ def _print_summary(summary: dict, dashboard_url: str | None) -> None:
             ".sql('select * from fct_retail_sales_monthly order by month_start_date desc limit 10').show()\""
         )
     else:
-        print("Warehouse: Athena (dbt's prod schema, through the insightflow-athena block)")
-        print("Query it, for example:")
-        print(
-            '  python -m tasks.insightflow.athena '
-            '"select * from fct_retail_sales_monthly order by month_start_date desc limit 10"'
-        )
+        print(ATHENA_QUERY_HINT)
     if dashboard_url:
         print(f"Dashboard: {dashboard_url}")
     print(f"\nReport:    {summary['report'] or 'not built (dbt did not run)'}")

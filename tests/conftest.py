@@ -18,6 +18,9 @@ from tasks.core.prefect_server import free_port  # imports no prefect: settings 
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
+# The stand-ins' fixtures, for every test that asks for them; each starts only when first requested.
+pytest_plugins = ["tests.support.aws", "tests.support.football", "tests.support.deploy", "tests.support.hardening"]
+
 
 _SESSION_DIR = Path(tempfile.mkdtemp(prefix="insightflow-tests-"))
 _PREFECT_PORT = free_port()

@@ -9,7 +9,7 @@ itself uses to start a flow's container (pull the image, write its logs, read th
 The files hold ``${NAME}`` placeholders; ``render`` fills them and refuses to leave any behind.
 A statement that mentions an optional placeholder left unset (the Glue crawler, the Prefect API
 secret) is dropped, so the rendered policy grants nothing the deployment does not use.
-``tests/aws/test_iam_policy.py`` runs the prod path under this policy on moto with IAM enforcement on.
+``tests/deploy/iam/test_task_policy.py`` runs the prod path under this policy on moto with IAM enforcement on.
 
 Run it from the repository root: ``python deploy/iam/render.py task --aws-account-id 123456789012 ...``
 (a script, not a package: ``tests/deploy`` owns the module name ``deploy`` under pytest).

@@ -22,8 +22,15 @@ from standins.aws.errors import USER, AthenaQueryError
 
 ENGINE_VERSION = {"SelectedEngineVersion": "AUTO", "EffectiveEngineVersion": "Athena engine version 3"}
 # Athena's numeric AthenaError.ErrorType for the errors the engine raises (1000 = user error, generic).
-_ERROR_TYPES = {"SYNTAX_ERROR": 1100, "TABLE_NOT_FOUND": 1200, "COLUMN_NOT_FOUND": 1201, "FUNCTION_NOT_FOUND": 1202,
-                "SCHEMA_NOT_FOUND": 1203, "HIVE_BAD_DATA": 1300, "INVALID_CAST_ARGUMENT": 1101}
+_ERROR_TYPES = {
+    "SYNTAX_ERROR": 1100,
+    "TABLE_NOT_FOUND": 1200,
+    "COLUMN_NOT_FOUND": 1201,
+    "FUNCTION_NOT_FOUND": 1202,
+    "SCHEMA_NOT_FOUND": 1203,
+    "HIVE_BAD_DATA": 1300,
+    "INVALID_CAST_ARGUMENT": 1101,
+}
 
 
 class ApiError(Exception):
@@ -72,21 +79,32 @@ class Athena:
 
     def _GetWorkGroup(self, body: dict, region: str) -> dict:
         group = self._work_group(body["WorkGroup"])
-        config = {"EnforceWorkGroupConfiguration": False, "PublishCloudWatchMetricsEnabled": False,
-                  "RequesterPaysEnabled": False, "EngineVersion": ENGINE_VERSION, **group["Configuration"]}
+        config = {
+            "EnforceWorkGroupConfiguration": False,
+            "PublishCloudWatchMetricsEnabled": False,
+            "RequesterPaysEnabled": False,
+            "EngineVersion": ENGINE_VERSION,
+            **group["Configuration"],
+        }
         return {"WorkGroup": {**group, "Configuration": config, "CreationTime": time.time()}}
 
     def _CreateWorkGroup(self, body: dict, region: str) -> dict:
         if body["Name"] in self.work_groups:
             raise ApiError("InvalidRequestException", "WorkGroup is already created")
-        self.work_groups[body["Name"]] = {"Name": body["Name"], "State": "ENABLED",
-                                          "Configuration": body.get("Configuration", {}),
-                                          "Description": body.get("Description", "")}
+        self.work_groups[body["Name"]] = {
+            "Name": body["Name"],
+            "State": "ENABLED",
+            "Configuration": body.get("Configuration", {}),
+            "Description": body.get("Description", ""),
+        }
         return {}
 
     def _ListWorkGroups(self, body: dict, region: str) -> dict:
-        return {"WorkGroups": [{"Name": n, "State": g["State"], "EngineVersion": ENGINE_VERSION}
-                               for n, g in self.work_groups.items()]}
+        return {
+            "WorkGroups": [
+                {"Name": n, "State": g["State"], "EngineVersion": ENGINE_VERSION} for n, g in self.work_groups.items()
+            ]
+        }
 
     def _ListDataCatalogs(self, body: dict, region: str) -> dict:
         return {"DataCatalogsSummary": [{"CatalogName": "AwsDataCatalog", "Type": "GLUE"}]}
@@ -109,9 +127,13 @@ class Athena:
 
     def _table_metadata(self, table: dict) -> dict:
         columns = [{"Name": c["Name"], "Type": c["Type"]} for c in table["StorageDescriptor"].get("Columns", [])]
-        return {"Name": table["Name"], "TableType": table.get("TableType", "EXTERNAL_TABLE"), "Columns": columns,
-                "PartitionKeys": [{"Name": k["Name"], "Type": k["Type"]} for k in table.get("PartitionKeys", [])],
-                "Parameters": table.get("Parameters", {})}
+        return {
+            "Name": table["Name"],
+            "TableType": table.get("TableType", "EXTERNAL_TABLE"),
+            "Columns": columns,
+            "PartitionKeys": [{"Name": k["Name"], "Type": k["Type"]} for k in table.get("PartitionKeys", [])],
+            "Parameters": table.get("Parameters", {}),
+        }
 
     def _GetTableMetadata(self, body: dict, region: str) -> dict:
         table = Catalog(self.endpoint, region).get_table(body["DatabaseName"], body["TableName"])
@@ -128,17 +150,27 @@ class Athena:
     def _StartQueryExecution(self, body: dict, region: str) -> dict:
         group = self._work_group(body.get("WorkGroup", "primary"))
         output = (body.get("ResultConfiguration") or {}).get("OutputLocation") or (
-            group["Configuration"].get("ResultConfiguration") or {}).get("OutputLocation")
+            group["Configuration"].get("ResultConfiguration") or {}
+        ).get("OutputLocation")
         if not output:
-            raise ApiError("InvalidRequestException", "No output location provided. An output location is required "
-                           "either through the Workgroup result configuration setting or as an API input.")
+            raise ApiError(
+                "InvalidRequestException",
+                "No output location provided. An output location is required "
+                "either through the Workgroup result configuration setting or as an API input.",
+            )
         context = body.get("QueryExecutionContext") or {}
         query_id = str(uuid.uuid4())
-        record = {"QueryExecutionId": query_id, "Query": body["QueryString"], "StatementType": "DML",
-                  "ResultConfiguration": {"OutputLocation": f"{output.rstrip('/')}/{query_id}.csv"},
-                  "QueryExecutionContext": context, "WorkGroup": group["Name"], "EngineVersion": ENGINE_VERSION,
-                  "Status": {"State": "QUEUED", "SubmissionDateTime": time.time()},
-                  "Statistics": {"DataScannedInBytes": 0, "EngineExecutionTimeInMillis": 0}}
+        record = {
+            "QueryExecutionId": query_id,
+            "Query": body["QueryString"],
+            "StatementType": "DML",
+            "ResultConfiguration": {"OutputLocation": f"{output.rstrip('/')}/{query_id}.csv"},
+            "QueryExecutionContext": context,
+            "WorkGroup": group["Name"],
+            "EngineVersion": ENGINE_VERSION,
+            "Status": {"State": "QUEUED", "SubmissionDateTime": time.time()},
+            "Statistics": {"DataScannedInBytes": 0, "EngineExecutionTimeInMillis": 0},
+        }
         with self._lock:
             self.queries[query_id] = {"execution": record, "rows": None, "labels": None, "update_count": None}
         self._pool.submit(self._run, query_id, body["QueryString"], context.get("Database", "default"), output, region)
@@ -157,7 +189,9 @@ class Athena:
             location = results.write_output(catalog.s3, output, query_id, outcome.rows, outcome.statement_type)
             record["ResultConfiguration"]["OutputLocation"] = location
             record["StatementType"] = outcome.statement_type
-            record["Statistics"].update(DataScannedInBytes=outcome.scan.bytes, EngineExecutionTimeInMillis=outcome.engine_ms)
+            record["Statistics"].update(
+                DataScannedInBytes=outcome.scan.bytes, EngineExecutionTimeInMillis=outcome.engine_ms
+            )
             if outcome.rows is not None:
                 entry["rows"] = results.string_rows(outcome.rows)
                 entry["info"] = results.column_info(outcome.rows.schema)
@@ -166,26 +200,36 @@ class Athena:
             state, reason, error = "SUCCEEDED", None, None
         except AthenaQueryError as exc:
             state, reason = "FAILED", str(exc)
-            error = {"ErrorCategory": exc.category, "ErrorType": _ERROR_TYPES.get(exc.error_type, 1000 if exc.category == USER else 401),
-                     "Retryable": False, "ErrorMessage": str(exc)}
+            error = {
+                "ErrorCategory": exc.category,
+                "ErrorType": _ERROR_TYPES.get(exc.error_type, 1000 if exc.category == USER else 401),
+                "Retryable": False,
+                "ErrorMessage": str(exc),
+            }
         except Exception as exc:  # a stand-in bug still reaches the client as Athena would report an internal error
             state, reason = "FAILED", f"GENERIC_INTERNAL_ERROR: {type(exc).__name__}: {exc}"
             error = {"ErrorCategory": 1, "ErrorType": 401, "Retryable": False, "ErrorMessage": reason}
         elapsed = int((time.monotonic() - started) * 1000)
-        record["Statistics"].update(TotalExecutionTimeInMillis=elapsed, QueryQueueTimeInMillis=0,
-                                    ServiceProcessingTimeInMillis=0)
+        record["Statistics"].update(
+            TotalExecutionTimeInMillis=elapsed, QueryQueueTimeInMillis=0, ServiceProcessingTimeInMillis=0
+        )
         if record["Status"]["State"] == "CANCELLED":
             return
-        status = {"State": state, "SubmissionDateTime": record["Status"]["SubmissionDateTime"],
-                  "CompletionDateTime": time.time()}
+        status = {
+            "State": state,
+            "SubmissionDateTime": record["Status"]["SubmissionDateTime"],
+            "CompletionDateTime": time.time(),
+        }
         if reason:
             status["StateChangeReason"] = reason
             status["AthenaError"] = error
         record["Status"] = status
         if self.log_path:
             with self._lock, open(self.log_path, "a") as log:
-                log.write(f"-- {query_id} {state} {record['Statistics']['DataScannedInBytes']} B {elapsed} ms"
-                          f"{' ' + reason if reason else ''}\n{sql.strip()}\n;\n")
+                log.write(
+                    f"-- {query_id} {state} {record['Statistics']['DataScannedInBytes']} B {elapsed} ms"
+                    f"{' ' + reason if reason else ''}\n{sql.strip()}\n;\n"
+                )
 
     def _entry(self, query_id: str) -> dict:
         entry = self.queries.get(query_id)
@@ -198,7 +242,11 @@ class Athena:
 
     def _BatchGetQueryExecution(self, body: dict, region: str) -> dict:
         found = [self.queries[i]["execution"] for i in body["QueryExecutionIds"] if i in self.queries]
-        missing = [{"QueryExecutionId": i, "ErrorMessage": "not found"} for i in body["QueryExecutionIds"] if i not in self.queries]
+        missing = [
+            {"QueryExecutionId": i, "ErrorMessage": "not found"}
+            for i in body["QueryExecutionIds"]
+            if i not in self.queries
+        ]
         return {"QueryExecutions": found, "UnprocessedQueryExecutionIds": missing}
 
     def _ListQueryExecutions(self, body: dict, region: str) -> dict:
@@ -215,8 +263,12 @@ class Athena:
     def _StopQueryExecution(self, body: dict, region: str) -> dict:
         record = self._entry(body["QueryExecutionId"])["execution"]
         if record["Status"]["State"] in {"QUEUED", "RUNNING"}:
-            record["Status"] = {**record["Status"], "State": "CANCELLED", "CompletionDateTime": time.time(),
-                                "StateChangeReason": "Query cancelled by user"}
+            record["Status"] = {
+                **record["Status"],
+                "State": "CANCELLED",
+                "CompletionDateTime": time.time(),
+                "StateChangeReason": "Query cancelled by user",
+            }
         return {}
 
     def _GetQueryResults(self, body: dict, region: str) -> dict:
@@ -227,13 +279,19 @@ class Athena:
         if state != "SUCCEEDED":
             raise ApiError("InvalidRequestException", f"Query did not finish successfully. Final query state: {state}")
         rows, token = results.page(entry["rows"] or [], entry["labels"], body.get("NextToken"), body.get("MaxResults"))
-        out = {"ResultSet": {"Rows": rows, "ResultSetMetadata": {"ColumnInfo": entry.get("info", [])}},
-               "UpdateCount": entry["update_count"] or 0}
+        out = {
+            "ResultSet": {"Rows": rows, "ResultSetMetadata": {"ColumnInfo": entry.get("info", [])}},
+            "UpdateCount": entry["update_count"] or 0,
+        }
         if token:
             out["NextToken"] = token
         return out
 
     def _GetQueryRuntimeStatistics(self, body: dict, region: str) -> dict:
         stats = self._entry(body["QueryExecutionId"])["execution"]["Statistics"]
-        return {"QueryRuntimeStatistics": {"Timeline": {"EngineExecutionTimeInMillis": stats["EngineExecutionTimeInMillis"]},
-                                           "Rows": {}}}
+        return {
+            "QueryRuntimeStatistics": {
+                "Timeline": {"EngineExecutionTimeInMillis": stats["EngineExecutionTimeInMillis"]},
+                "Rows": {},
+            }
+        }

@@ -51,8 +51,13 @@ class Catalog:
 
     def __init__(self, endpoint: str, region: str) -> None:
         config = Config(retries={"max_attempts": 2, "mode": "standard"})
-        kw = {"endpoint_url": endpoint, "region_name": region, "config": config,
-              "aws_access_key_id": "standin", "aws_secret_access_key": "standin"}
+        kw = {
+            "endpoint_url": endpoint,
+            "region_name": region,
+            "config": config,
+            "aws_access_key_id": "standin",
+            "aws_secret_access_key": "standin",
+        }
         self.glue = boto3.client("glue", **kw)
         self.s3 = boto3.client("s3", **kw)
 
@@ -197,8 +202,9 @@ class Catalog:
         pq.write_table(data, sink, compression="snappy")
         self.s3.put_object(Bucket=bucket, Key=key, Body=sink.getvalue())
 
-    def register_table(self, database: str, name: str, schema: pa.Schema, keys: list[str], location: str,
-                       fmt: str = "parquet") -> None:
+    def register_table(
+        self, database: str, name: str, schema: pa.Schema, keys: list[str], location: str, fmt: str = "parquet"
+    ) -> None:
         columns = [{"Name": f.name, "Type": arrow_to_glue(f.type)} for f in schema if f.name not in keys]
         partition_keys = [{"Name": k, "Type": arrow_to_glue(schema.field(k).type)} for k in keys]
         serde = "org.apache.hadoop.hive.ql.io.parquet.serde.ParquetHiveSerDe"
@@ -228,10 +234,14 @@ class Catalog:
         inputs = []
         for values in partitions:
             path = "/".join(f"{k}={v}" for k, v in zip(keys, values, strict=True))
-            inputs.append({"Values": values, "StorageDescriptor": {**sd, "Location": f"{sd['Location'].rstrip('/')}/{path}"}})
+            inputs.append(
+                {"Values": values, "StorageDescriptor": {**sd, "Location": f"{sd['Location'].rstrip('/')}/{path}"}}
+            )
         for start in range(0, len(inputs), 100):
             self.glue.batch_create_partition(
-                DatabaseName=table["DatabaseName"], TableName=table["Name"], PartitionInputList=inputs[start : start + 100]
+                DatabaseName=table["DatabaseName"],
+                TableName=table["Name"],
+                PartitionInputList=inputs[start : start + 100],
             )
 
     def register_view(self, database: str, name: str, sql: str, schema: pa.Schema, replace: bool) -> None:

@@ -51,8 +51,17 @@ def _set_properties(tree: exp.Alter, sql: str, session: Session) -> Outcome:
     if table is None:
         raise AthenaQueryError("TABLE_NOT_FOUND", f"Table '{CATALOG}.{db}.{name}' does not exist")
     params = dict(_PAIR.findall(_TBLPROPERTIES.search(sql).group(1)))
-    keep = ("Name", "Description", "Owner", "Retention", "StorageDescriptor", "PartitionKeys", "TableType",
-            "ViewOriginalText", "ViewExpandedText")
+    keep = (
+        "Name",
+        "Description",
+        "Owner",
+        "Retention",
+        "StorageDescriptor",
+        "PartitionKeys",
+        "TableType",
+        "ViewOriginalText",
+        "ViewExpandedText",
+    )
     table_input = {k: table[k] for k in keep if k in table}
     table_input["Parameters"] = {**table.get("Parameters", {}), **params}
     session.catalog.glue.update_table(DatabaseName=db, TableInput=table_input)
@@ -87,7 +96,9 @@ def _ctas(tree: exp.Create, session: Session, query_id: str) -> Outcome:
     db, name = _name(tree.this, session)
     props = _properties(tree)
     if props.get("table_type", "hive").lower() != "hive":
-        raise AthenaQueryError("NOT_SUPPORTED", f"the Athena stand-in writes Hive tables only, not {props['table_type']}")
+        raise AthenaQueryError(
+            "NOT_SUPPORTED", f"the Athena stand-in writes Hive tables only, not {props['table_type']}"
+        )
     if props.get("format", "parquet") != "parquet":
         raise AthenaQueryError("NOT_SUPPORTED", f"the Athena stand-in writes Parquet only, not {props['format']}")
     if session.catalog.get_table(db, name) is not None:
@@ -160,7 +171,9 @@ def _insert(tree: exp.Insert, session: Session, query_id: str) -> Outcome:
             try:
                 arrays.append(by_name[col].cast(target_type))
             except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-                raise AthenaQueryError("TYPE_MISMATCH", f"Insert query column {col} cannot be cast to {gtype}: {exc}") from exc
+                raise AthenaQueryError(
+                    "TYPE_MISMATCH", f"Insert query column {col} cannot be cast to {gtype}: {exc}"
+                ) from exc
         else:
             arrays.append(pa.nulls(data.num_rows, target_type))
     rows = pa.table(arrays, names=[c for c, _ in columns + keys])
@@ -191,6 +204,8 @@ def _drop(tree: exp.Drop, session: Session) -> Outcome:
     is_view = table.get("TableType") == "VIRTUAL_VIEW"
     if (tree.kind == "VIEW") != is_view:
         what = "a view" if is_view else "a table"
-        raise AthenaQueryError("SEMANTIC_ERROR", f"'{CATALOG}.{db}.{name}' is {what}; use DROP {'VIEW' if is_view else 'TABLE'}")
+        raise AthenaQueryError(
+            "SEMANTIC_ERROR", f"'{CATALOG}.{db}.{name}' is {what}; use DROP {'VIEW' if is_view else 'TABLE'}"
+        )
     session.catalog.glue.delete_table(DatabaseName=db, Name=name)
     return Outcome("DDL")

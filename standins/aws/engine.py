@@ -25,8 +25,17 @@ from standins.aws.errors import AthenaQueryError, from_duckdb
 from standins.aws.functions import TRINO_FUNCTIONS
 
 CATALOG = "awsdatacatalog"
-_NOT_A_CALL_AFTER = {TokenType.INTO, TokenType.TABLE, TokenType.VIEW, TokenType.DOT, TokenType.JOIN, TokenType.FROM,
-                     TokenType.ALIAS, TokenType.SET, TokenType.WITH}
+_NOT_A_CALL_AFTER = {
+    TokenType.INTO,
+    TokenType.TABLE,
+    TokenType.VIEW,
+    TokenType.DOT,
+    TokenType.JOIN,
+    TokenType.FROM,
+    TokenType.ALIAS,
+    TokenType.SET,
+    TokenType.WITH,
+}
 
 
 @dataclass
@@ -69,7 +78,9 @@ def check_functions(sql: str) -> None:
         if i and tokens[i - 1].token_type in _NOT_A_CALL_AFTER:
             continue
         if tok.text.lower() not in TRINO_FUNCTIONS:
-            raise AthenaQueryError("FUNCTION_NOT_FOUND", f"line {tok.line}:{tok.col}: Function '{tok.text.lower()}' not registered")
+            raise AthenaQueryError(
+                "FUNCTION_NOT_FOUND", f"line {tok.line}:{tok.col}: Function '{tok.text.lower()}' not registered"
+            )
 
 
 def lower_identifiers(tree: exp.Expression) -> exp.Expression:

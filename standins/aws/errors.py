@@ -26,14 +26,22 @@ class AthenaQueryError(Exception):
 
 # DuckDB's messages for what Trino reports under these names (first match wins).
 _DUCKDB_ERRORS = [
-    (re.compile(r"Referenced column \"?([^\"\s]+)\"? not found|column \"?([^\"\s]+)\"? (?:not found|does not exist)", re.I),
-     "COLUMN_NOT_FOUND", "Column '{0}' cannot be resolved"),
+    (
+        re.compile(
+            r"Referenced column \"?([^\"\s]+)\"? not found|column \"?([^\"\s]+)\"? (?:not found|does not exist)", re.I
+        ),
+        "COLUMN_NOT_FOUND",
+        "Column '{0}' cannot be resolved",
+    ),
     (re.compile(r"Table with name ([^\s]+) does not exist", re.I), "TABLE_NOT_FOUND", "Table '{0}' does not exist"),
     (re.compile(r"Could not convert|Conversion Error|Could not cast", re.I), "INVALID_CAST_ARGUMENT", "{msg}"),
     (re.compile(r"Division by zero|divide by zero", re.I), "DIVISION_BY_ZERO", "Division by zero"),
     (re.compile(r"must appear in the GROUP BY clause|GROUP BY clause", re.I), "EXPRESSION_NOT_AGGREGATE", "{msg}"),
-    (re.compile(r"Scalar Function with name (\w+) does not exist|Function with name (\w+) does not exist", re.I),
-     "FUNCTION_NOT_FOUND", "Function '{0}' not registered"),
+    (
+        re.compile(r"Scalar Function with name (\w+) does not exist|Function with name (\w+) does not exist", re.I),
+        "FUNCTION_NOT_FOUND",
+        "Function '{0}' not registered",
+    ),
     (re.compile(r"Parser Error|syntax error", re.I), "SYNTAX_ERROR", "{msg}"),
     (re.compile(r"Binder Error|Catalog Error", re.I), "SEMANTIC_ERROR", "{msg}"),
     (re.compile(r"Out of Range|overflow", re.I), "NUMERIC_VALUE_OUT_OF_RANGE", "{msg}"),

@@ -49,11 +49,25 @@ def column_info(schema: pa.Schema) -> list[dict]:
     info = []
     for f in schema:
         kind = athena_result_type(f.type)
-        precision, scale = (f.type.precision, f.type.scale) if pa.types.is_decimal(f.type) else (
-            {"integer": 10, "bigint": 19, "double": 17, "real": 7, "varchar": 2147483647}.get(kind, 0), 0)
-        info.append({"CatalogName": "hive", "SchemaName": "", "TableName": "", "Name": f.name, "Label": f.name,
-                     "Type": kind, "Precision": precision, "Scale": scale, "Nullable": "UNKNOWN",
-                     "CaseSensitive": kind == "varchar"})
+        precision, scale = (
+            (f.type.precision, f.type.scale)
+            if pa.types.is_decimal(f.type)
+            else ({"integer": 10, "bigint": 19, "double": 17, "real": 7, "varchar": 2147483647}.get(kind, 0), 0)
+        )
+        info.append(
+            {
+                "CatalogName": "hive",
+                "SchemaName": "",
+                "TableName": "",
+                "Name": f.name,
+                "Label": f.name,
+                "Type": kind,
+                "Precision": precision,
+                "Scale": scale,
+                "Nullable": "UNKNOWN",
+                "CaseSensitive": kind == "varchar",
+            }
+        )
     return info
 
 
@@ -62,7 +76,9 @@ def string_rows(table: pa.Table) -> list[list[str | None]]:
     return [[cell(col[r]) for col in columns] for r in range(table.num_rows)]
 
 
-def page(rows: list[list[str | None]], labels: list[str] | None, token: str | None, max_results: int) -> tuple[list, str | None]:
+def page(
+    rows: list[list[str | None]], labels: list[str] | None, token: str | None, max_results: int
+) -> tuple[list, str | None]:
     """One GetQueryResults page: the label row first on the first page of a SELECT, then data rows."""
     everything = ([labels] if labels is not None else []) + rows
     start = int(token or 0)

@@ -51,8 +51,16 @@ def arrow_to_glue(dtype: pa.DataType) -> str:
         return "string"
     if pa.types.is_null(dtype):
         return "string"
-    names = {pa.int8(): "tinyint", pa.int16(): "smallint", pa.int32(): "int", pa.int64(): "bigint",
-             pa.float32(): "float", pa.float64(): "double", pa.bool_(): "boolean", pa.date32(): "date"}
+    names = {
+        pa.int8(): "tinyint",
+        pa.int16(): "smallint",
+        pa.int32(): "int",
+        pa.int64(): "bigint",
+        pa.float32(): "float",
+        pa.float64(): "double",
+        pa.bool_(): "boolean",
+        pa.date32(): "date",
+    }
     if dtype in names:
         return names[dtype]
     if pa.types.is_unsigned_integer(dtype):
@@ -104,6 +112,4 @@ def compatible(file_type: pa.DataType, glue_type: pa.DataType) -> bool:
         return compatible(file_type.value_type, glue_type)
     if pa.types.is_decimal(file_type) and pa.types.is_decimal(glue_type):
         return file_type.scale == glue_type.scale and file_type.precision <= glue_type.precision
-    if pa.types.is_null(file_type):
-        return True
-    return False
+    return bool(pa.types.is_null(file_type))

@@ -9,7 +9,7 @@ exponential backoff and full jitter capped at 20 s, and a client-side retry quot
 does not become a retry storm) and 8 attempts in all, enough to ride out a throttling burst of about
 a minute; the worst case before a persistent fault fails is the sum of those backoffs, about 1-2 min.
 
-Precedence (botocore 1.40, measured by ``tests/aws/test_aws_retries.py``): a retry setting in the
+Precedence (botocore 1.40, measured by ``tests/tasks/core/test_aws.py``): a retry setting in the
 client's ``Config`` wins over ``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE`` and ``~/.aws/config``. The
 product's own settings are:
 

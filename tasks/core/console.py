@@ -51,7 +51,7 @@ from prefect.settings import get_current_settings, temporary_settings
 from prefect.states import State
 from prefect.utilities.urls import url_for
 
-from tasks.core.dbt import DBT_CONSOLE_LOG_LEVEL
+from tasks.core.dbt.runner import DBT_CONSOLE_LOG_LEVEL
 
 TEMPORARY_API_DEFAULTS: dict[str, Any] = {
     "server.analytics_enabled": False,

@@ -25,8 +25,9 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tasks.core.lake import Lake
+from tasks.football.keys import SNAPSHOTS_TABLE, TABLES, duckdb_table_keys, raw_root_key
 from tasks.football.land import RAW_PREFIX, parse_raw_key
-from tasks.football.lineage import SNAPSHOTS_TABLE, TABLES, duckdb_table_keys, loading, raw_root_key
+from tasks.football.lineage import loading
 
 DUCKDB_SCHEMA = "raw"
 SNAPSHOT_COLUMNS = (

@@ -3,7 +3,7 @@
 The last step of the football flow, after dbt. It reads the marts in the warehouse the run built:
 the DuckDB file locally (under the home lock) or Snowflake through the ``SnowflakeConnector`` block
 in prod. When the standings history holds at least two matchdays of a season, a points-by-matchday
-chart (matplotlib, Agg, offline; see tasks/insightflow/charts.py for why) is embedded as a PNG data URI.
+chart (matplotlib, Agg, offline; see tasks/insightflow/report/charts.py for why) is embedded as a PNG data URI.
 
 The markdown is also kept in the lake (``reports/football/latest.md``). A tick on which nothing
 changed runs no dbt and opens no warehouse (tasks/football/snapshots.py), so it republishes that copy,

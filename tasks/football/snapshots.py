@@ -38,8 +38,8 @@ from prefect.logging import get_run_logger
 from tasks.core.assets import materialized, url_key
 from tasks.core.lake import Lake
 from tasks.football.api import Fetched, FootballApiError
+from tasks.football.keys import lake_key
 from tasks.football.land import RAW_PREFIX, land, parse, season_of
-from tasks.football.lineage import lake_key
 
 MANIFEST_FORMAT = 1
 VOLATILE_KEYS = frozenset({"lastUpdated"})

@@ -23,8 +23,9 @@ from prefect.logging import get_run_logger
 
 from tasks.core.lake import Lake
 from tasks.football.api import ENDPOINTS
+from tasks.football.keys import raw_root_key, snowflake_table_keys
 from tasks.football.land import RAW_PREFIX, parse_raw_key
-from tasks.football.lineage import loading, raw_root_key, snowflake_table_keys
+from tasks.football.lineage import loading
 from tasks.football.load import SNAPSHOT_COLUMNS, SNAPSHOTS_TABLE, TABLES, season_groups, utc_naive
 
 # Snowflake takes at most 1,000 names in one COPY ... FILES = (...).

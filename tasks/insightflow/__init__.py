@@ -1,1 +1,1 @@
-"""The InsightFlow pipeline's steps: contracts, fetch, validate, land, catalog (Glue), athena, warehouse, sample."""
+"""The InsightFlow wing: contracts, freshness and lineage at the top; rooms ingest, catalog, warehouse, report, sample."""

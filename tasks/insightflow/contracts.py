@@ -37,7 +37,7 @@ class Freshness:
     ``unchanged_after`` is how long the published file may stay byte-identical before the source
     itself counts as stale (the publisher stopped publishing, or a mirror stopped syncing).
     The dbt sources (dbt/insightflow/models/staging/*/_*__sources.yml) declare the same lags as
-    ``warn_after``; tests/unit/test_freshness.py keeps the two in step.
+    ``warn_after``; tests/tasks/insightflow/test_freshness.py keeps the two in step.
     """
 
     cadence: Literal["monthly", "weekly"]

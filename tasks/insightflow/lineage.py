@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from tasks.core import assets
 from tasks.core.lake import Lake
 from tasks.core.lineage import Lineage, publish_lineage
-from tasks.insightflow.land import LandResult, lake_asset_key
+from tasks.insightflow.ingest.land import LandResult, lake_asset_key
 
 FLOW = "insightflow"
 

@@ -1,4 +1,4 @@
-{#- Every landed version of the by-group rows (tasks/insightflow/history.py), typed like stg_iowrt_3d. -#}
+{#- Every landed version of the by-group rows (tasks/insightflow/ingest/history.py), typed like stg_iowrt_3d. -#}
 with
 
 iowrt_3d_history as (

@@ -1,4 +1,4 @@
-{#- Every landed version of the headline rows (tasks/insightflow/history.py), typed like stg_iowrt. -#}
+{#- Every landed version of the headline rows (tasks/insightflow/ingest/history.py), typed like stg_iowrt. -#}
 with
 
 iowrt_history as (
