@@ -156,9 +156,18 @@ class Session:
         """Run a query and return its rows as Arrow, failing with Athena's error name."""
         sql = self.translate(tree, self.database)
         try:
-            return self.con.sql(sql).to_arrow_table()
+            relation = self.con.sql(sql)
+            data = relation.to_arrow_table()
         except duckdb.Error as exc:
             raise from_duckdb(exc) from exc
+        # DuckDB sums integers as HUGEINT; Trino's sum/count of integers is bigint (and overflows loudly).
+        for i, kind in enumerate(relation.types):
+            if str(kind) in {"HUGEINT", "UHUGEINT"}:
+                try:
+                    data = data.set_column(i, data.field(i).name, data.column(i).cast(pa.int64()))
+                except pa.ArrowInvalid as exc:
+                    raise AthenaQueryError("NUMERIC_VALUE_OUT_OF_RANGE", f"bigint overflow: {exc}") from exc
+        return data
 
 
 def statement_kind(tree: exp.Expression) -> str:
