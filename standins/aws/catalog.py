@@ -60,6 +60,7 @@ class Catalog:
         }
         self.glue = boto3.client("glue", **kw)
         self.s3 = boto3.client("s3", **kw)
+        self.region = region
 
     # --- reading -------------------------------------------------------------------------------
     def get_table(self, database: str, name: str) -> dict | None:
@@ -74,6 +75,21 @@ class Catalog:
             return True
         except self.glue.exceptions.EntityNotFoundException:
             return False
+
+    def partitions(self, table: dict) -> list[dict]:
+        """A table's Glue partitions: from moto's backend when in this process (no JSON round trip), else the API."""
+        try:
+            from moto.core import DEFAULT_ACCOUNT_ID
+            from moto.glue.models import glue_backends
+
+            backend = glue_backends[DEFAULT_ACCOUNT_ID][self.region]
+            return [p.as_dict() for p in backend.get_partitions(table["DatabaseName"], table["Name"], "")]
+        except ImportError:
+            pass
+        pages = self.glue.get_paginator("get_partitions").paginate(
+            DatabaseName=table["DatabaseName"], TableName=table["Name"]
+        )
+        return [p for page in pages for p in page["Partitions"]]
 
     def objects(self, location: str) -> list[dict]:
         """Data objects under a location, skipping Hive's hidden files (``_SUCCESS``, ``.crc``, folders)."""
@@ -106,10 +122,7 @@ class Catalog:
         schema = pa.schema([(n, glue_to_arrow(t)) for n, t in cols + keys])
         name = f"{table['DatabaseName']}.{table['Name']}"
         if keys:
-            pages = self.glue.get_paginator("get_partitions").paginate(
-                DatabaseName=table["DatabaseName"], TableName=table["Name"]
-            )
-            parts = [(p["Values"], p["StorageDescriptor"]["Location"]) for page in pages for p in page["Partitions"]]
+            parts = [(p["Values"], p["StorageDescriptor"]["Location"]) for p in self.partitions(table)]
         else:
             parts = [([], sd["Location"])]
         pieces = []
