@@ -18,6 +18,9 @@ import pyarrow as pa
 import sqlglot
 from sqlglot import exp
 from sqlglot.errors import ParseError, TokenError
+from sqlglot.optimizer.annotate_types import annotate_types
+from sqlglot.optimizer.qualify import qualify
+from sqlglot.schema import MappingSchema
 from sqlglot.tokens import TokenType
 
 from standins.aws.catalog import Catalog, Scan, view_sql
@@ -150,7 +153,7 @@ class Session:
             if not table.name or (not table.db and table.name.lower() in ctes):
                 continue
             self.relation(table, default_db)
-        return tree.sql(dialect="duckdb")
+        return date_typed(tree, self.con).sql(dialect="duckdb")
 
     def query(self, tree: exp.Expression) -> pa.Table:
         """Run a query and return its rows as Arrow, failing with Athena's error name."""
@@ -168,6 +171,55 @@ class Session:
                 except pa.ArrowInvalid as exc:
                     raise AthenaQueryError("NUMERIC_VALUE_OUT_OF_RANGE", f"bigint overflow: {exc}") from exc
         return data
+
+
+_DATE_FUNCS = (exp.DateTrunc, exp.TimestampTrunc, exp.DateAdd, exp.DateSub)
+
+
+def _is_date(node: exp.Expression | None) -> bool:
+    return node is not None and node.type is not None and node.type.this == exp.DataType.Type.DATE
+
+
+def date_typed(tree: exp.Expression, con: duckdb.DuckDBPyConnection) -> exp.Expression:
+    """Trino's ``date_trunc``/``date_add`` on a DATE return a DATE; DuckDB's return a TIMESTAMP: cast them back.
+
+    Types come from sqlglot's annotator over the registered relations' DuckDB columns. Without this a
+    mart column built with ``date_trunc('month', d)`` would be registered in Glue as ``timestamp`` where
+    Athena registers ``date``. A query the annotator cannot follow is left as it is.
+    """
+    if not any(True for _ in tree.find_all(*_DATE_FUNCS, exp.GenerateSeries)):
+        return tree
+    mapping: dict = {}
+    for table in tree.find_all(exp.Table):
+        if table.db:
+            columns = con.execute(f'DESCRIBE "{table.db}"."{table.name}"').fetchall()
+            mapping.setdefault(table.db, {})[table.name] = {
+                c[0]: c[1].replace("HUGEINT", "DECIMAL(38,0)") for c in columns
+            }
+    try:
+        schema = MappingSchema(mapping, dialect="duckdb")
+        typed = qualify(tree.copy(), schema=schema, dialect="trino", validate_qualify_columns=False)
+        for _ in range(4):  # a cast changes the types downstream (a CTE's column), so annotate again
+            typed = annotate_types(typed, schema=schema, dialect="trino")
+            wrong = [
+                n
+                for n in typed.find_all(*_DATE_FUNCS)
+                if n.this is not None and _is_date(n.this) and not isinstance(n.parent, exp.Cast)
+            ]
+            series = [
+                n
+                for n in typed.find_all(exp.GenerateSeries)
+                if _is_date(n.args.get("start")) and not isinstance(n.parent, exp.Cast)
+            ]
+            if not wrong and not series:
+                return typed
+            for node in wrong:
+                node.replace(exp.cast(node.copy(), exp.DataType.Type.DATE))
+            for node in series:  # Trino's sequence of dates is array(date); DuckDB's is a list of timestamps
+                node.replace(exp.cast(node.copy(), exp.DataType.build("DATE[]", dialect="duckdb")))
+        return typed
+    except Exception:  # sqlglot's optimizer does not follow every query; keep DuckDB's typing then
+        return tree
 
 
 def statement_kind(tree: exp.Expression) -> str:
