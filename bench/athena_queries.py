@@ -7,8 +7,8 @@ Runs the production flow (``target=prod``, the offline sample) twice on the Athe
 server: release 0 builds everything, release 1 (one new month, three revised) runs the incremental
 ``fct_retail_sales_monthly``. For each run it reads every query back through the Athena API
 (ListQueryExecutions, BatchGetQueryExecution) and splits them by who sent them: ``dbt build`` (dbt's
-query comment names a model, test or unit test), ``dbt source freshness`` (a source node) and the
-report (no dbt comment). Bytes scanned are the stand-in's measurement: the compressed Parquet column
+query comment names a model, test or unit test, or dbt-athena's uncommented DDL), ``dbt source
+freshness`` (a source node) and the report (the rest). Bytes scanned are the stand-in's measurement: the compressed Parquet column
 chunks of the columns a query names, over every file it reads (no partition pruning, see docs/aws.md),
 so an upper bound of Athena's. The bill applies Athena's rule: $5 per TB scanned, each query rounded
 up to at least 10 MB; DDL (views, DROP, ALTER, CREATE SCHEMA) and failed queries are free.
@@ -34,10 +34,13 @@ _NODE = re.compile(r'"node_id":\s*"([^"]+)"')
 BUCKETS = {"INSIGHTFLOW_LAKE_BUCKET": "insightflow-lake", "INSIGHTFLOW_ATHENA_RESULTS_BUCKET": "insightflow-athena"}
 
 
-def sender(sql: str) -> str:
+def sender(execution: dict) -> str:
+    """Who sent a query: dbt's comment names its node; dbt-athena's own DDL (``ALTER TABLE ... SET
+    TBLPROPERTIES`` after each table) carries no comment, and the report never sends DDL."""
+    sql = execution["Query"]
     node = _NODE.search(sql)
     if '"app": "dbt"' not in sql and not node:
-        return "report"
+        return "dbt build" if execution["StatementType"] == "DDL" else "report"
     return "dbt source freshness" if node and node.group(1).startswith("source.") else "dbt build"
 
 
@@ -63,7 +66,7 @@ def executions(athena) -> dict[str, dict]:
 def run_figures(report: Report, label: str, queries: list[dict], seconds: float) -> dict:
     by_sender: dict[str, list[dict]] = {}
     for q in queries:
-        by_sender.setdefault(sender(q["Query"]), []).append(q)
+        by_sender.setdefault(sender(q), []).append(q)
     figures = {}
     for who in ("dbt build", "dbt source freshness", "report"):
         mine = by_sender.get(who, [])
