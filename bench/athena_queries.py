@@ -126,6 +126,10 @@ def main() -> int:
                     new = [e for i, e in every.items() if i not in seen]
                     seen |= set(every)
                     results[label] = run_figures(report, label, new, seconds)
+                calls = standin.athena.calls
+                report.figure("Athena API actions received", ", ".join(f"{k} {v}" for k, v in sorted(calls.items())))
+                unanswered = dict(standin.athena.unanswered)
+                report.figure("Athena API actions not answered", str(unanswered or 0), target="0", met=not unanswered)
                 print(json.dumps(results))
             finally:
                 standin.stop()
