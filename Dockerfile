@@ -51,6 +51,8 @@ RUN apt-get update -qq \
 # ---- runtime ----------------------------------------------------------------------------------------
 FROM ${BASE_IMAGE}
 
+# Heartbeats every 30 s (the crash automation marks a run whose process died Crashed after three missed
+# ones) and Prefect API calls retried for ~4 minutes of outage: tasks/core/orchestration.py.
 ENV PYTHONDONTWRITEBYTECODE=1 \
     PYTHONUNBUFFERED=1 \
     PATH=/opt/venv/bin:$PATH \
@@ -58,7 +60,10 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     INSIGHTFLOW_APP_DIR=/opt/prefect/insightflow \
     INSIGHTFLOW_HOME=/home/insightflow/.insightflow \
     PYTHONPATH=/opt/prefect/insightflow \
-    DBT_SEND_ANONYMOUS_USAGE_STATS=false
+    DBT_SEND_ANONYMOUS_USAGE_STATS=false \
+    PREFECT_FLOWS_HEARTBEAT_FREQUENCY=30 \
+    PREFECT_CLIENT_MAX_RETRIES=7 \
+    PREFECT_CLIENT_RETRY_JITTER_FACTOR=0.2
 
 RUN groupadd --system --gid 10001 insightflow \
     && useradd --system --uid 10001 --gid insightflow --create-home --home-dir /home/insightflow insightflow

@@ -1,6 +1,7 @@
-"""``python -m automations apply [--block TYPE/NAME] [--missed-window D=26h] [--hung-limit D=2h] [--dry-run]``.
+"""``python -m automations apply [--block TYPE/NAME] [--missed-window D=26h] [--hung-limit D=2h] [--heartbeat 30s] [--dry-run]``.
 
-Creates or updates every alert: failed, missed and hung runs per deployment, and stale data.
+Creates or updates every alert: failed, missed and hung runs per deployment, and stale data; and the
+automation that marks a run whose heartbeats stopped Crashed.
 
 Needs the alert block first (``python -m blocks register --only alerts``) and talks to the Prefect API
 of the active profile or ``PREFECT_API_URL``. Idempotent: a second run reports every automation unchanged.
@@ -12,9 +13,18 @@ import argparse
 import json
 import os
 import sys
+from datetime import timedelta
 from uuid import UUID
 
-from automations.alerts import DEPLOYMENTS, HUNG_RUN_LIMITS, MISSED_RUN_WINDOWS, definitions, human_window, parse_window
+from automations.alerts import (
+    DEPLOYMENTS,
+    HEARTBEAT_SECONDS,
+    HUNG_RUN_LIMITS,
+    MISSED_RUN_WINDOWS,
+    definitions,
+    human_window,
+    parse_window,
+)
 from automations.apply import apply, resolve_alert_block
 
 
@@ -24,6 +34,13 @@ def _deployment_window(value: str) -> tuple[str, object]:
         raise argparse.ArgumentTypeError(f"unknown deployment {deployment!r}; known: {', '.join(DEPLOYMENTS)}")
     try:
         return deployment, parse_window(window)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _duration(value: str) -> timedelta:
+    try:
+        return parse_window(value)
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -54,11 +71,25 @@ def main(argv: list[str] | None = None) -> int:
         metavar="DEPLOYMENT=DURATION",
         help=f"alert when a run is still Running after this long; defaults: {_defaults(HUNG_RUN_LIMITS)}",
     )
+    cmd.add_argument(
+        "--heartbeat",
+        type=_duration,
+        default=timedelta(seconds=HEARTBEAT_SECONDS),
+        metavar="DURATION",
+        help=(
+            "the flows' heartbeat interval (PREFECT_FLOWS_HEARTBEAT_FREQUENCY where they run; default "
+            f"{HEARTBEAT_SECONDS}s): a run silent for 5 of them is marked Crashed"
+        ),
+    )
     cmd.add_argument("--dry-run", action="store_true", help="print the definitions instead of applying them")
     args = parser.parse_args(argv)
 
     deployments = args.deployment or DEPLOYMENTS
-    windows = {"missed_windows": dict(args.missed_window), "hung_limits": dict(args.hung_limit)}
+    windows = {
+        "missed_windows": dict(args.missed_window),
+        "hung_limits": dict(args.hung_limit),
+        "heartbeat": args.heartbeat,
+    }
     if args.dry_run:
         placeholder = UUID(int=0)  # no API call: the real block id is looked up on apply
         for automation in definitions(placeholder, deployments, **windows):

@@ -11,6 +11,12 @@ Per deployment in prefect.yaml, three kinds (the runbook for each is docs/operat
 - **hung run**: a run entered Running and reached no final state within its limit (proactive, one
   window per flow run, opened by that run's Running event).
 
+And one that acts rather than notifies: **crash unresponsive runs** marks a run of either flow Crashed
+when its heartbeats stop (no ``prefect.flow-run.heartbeat`` and no final state for five heartbeat
+intervals: the process running it died; five, so that a 2-minute API outage is not taken for a death); the failure alert then fires for it and its deployment's
+concurrency slot is freed. Runs emit heartbeats every ``PREFECT_FLOWS_HEARTBEAT_FREQUENCY`` seconds
+(tasks/core/orchestration.py); ``--heartbeat`` must match that setting.
+
 And one for the data: **stale data**, a run emitted ``insightflow.dataset.stale`` (tasks/insightflow/
 freshness.py; once per stale state, not per run).
 
@@ -28,10 +34,12 @@ from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from uuid import UUID
 
-from prefect.events.actions import SendNotification
+from prefect.client.schemas.objects import StateType
+from prefect.events.actions import ChangeFlowRunState, SendNotification
 from prefect.events.schemas.automations import AutomationCore, EventTrigger, Posture
 
 from blocks.alerts import ALERT_BLOCK
+from tasks.core.orchestration import CRASH_AFTER_HEARTBEATS, HEARTBEAT_SECONDS
 
 # Deployment names as in prefect.yaml (tests/deploy/test_files.py keeps the two in step).
 DEPLOYMENTS = ("insightflow-daily", "football-standings", "football-full-check")
@@ -100,6 +108,16 @@ Judged as of {{ event.payload.as_of }} ({{ event.payload.judged_against }})
 {% if flow_run %}Run: {{ flow_run.name }} ({{ flow_run.id }})
 {% endif %}Runbook: docs/operations.md#stale-data"""
 STALE_ALERT = "insightflow-stale-data-alert"
+CRASH_AUTOMATION = "insightflow-crash-unresponsive-runs"
+FLOWS = ("insightflow", "football")  # the flows' names (flows/*.py): heartbeats name the flow, not the deployment
+HEARTBEAT = "prefect.flow-run.heartbeat"
+# A run that stops heartbeating for one of these reasons is not dead: a final state, or waiting for a
+# flow retry (AwaitingRetry; no heartbeats until the next attempt starts).
+HEARTBEAT_ENDS = (*FINAL_EVENTS, "prefect.flow-run.AwaitingRetry", "prefect.flow-run.Paused")
+CRASH_MESSAGE = (
+    "No heartbeat for {window}: the process running this flow run stopped (killed, out of memory, its "
+    "container or machine lost). Marked Crashed by automation {name}; runbook: docs/operations.md#crashed-run"
+)
 
 
 def automation_name(deployment: str, kind: str = "failure") -> str:
@@ -232,13 +250,53 @@ def stale_data_alert(block_document_id: UUID) -> AutomationCore:
     )
 
 
+def crash_unresponsive_runs(heartbeat: timedelta = timedelta(seconds=HEARTBEAT_SECONDS)) -> AutomationCore:
+    """Mark a flow run Crashed when no heartbeat and no final state arrived for five heartbeats.
+
+    Prefect's "detect zombie flows" automation (docs.prefect.io/v3/advanced/detect-zombie-flows), for
+    this project's flows only. One window per flow run (``for_each``), opened by its first heartbeat and
+    restarted by each next one.
+    """
+    window = heartbeat * CRASH_AFTER_HEARTBEATS
+    return AutomationCore(
+        name=CRASH_AUTOMATION,
+        description=(
+            f"Mark a run of flow {' or '.join(FLOWS)} Crashed when it sent no heartbeat for "
+            f"{human_window(window)} ({CRASH_AFTER_HEARTBEATS} heartbeats of {human_window(heartbeat)}): its "
+            "process died. The failure alert then fires and the deployment's concurrency slot frees. "
+            "Managed by `python -m automations apply`."
+        ),
+        enabled=True,
+        tags=[TAG],
+        trigger=EventTrigger(
+            after={HEARTBEAT},
+            expect={HEARTBEAT, *HEARTBEAT_ENDS},
+            for_each={"prefect.resource.id"},
+            match={"prefect.resource.id": "prefect.flow-run.*"},
+            match_related={"prefect.resource.role": "flow", "prefect.resource.name": list(FLOWS)},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=window,
+        ),
+        actions=[
+            ChangeFlowRunState(
+                state=StateType.CRASHED,
+                name="Crashed",
+                message=CRASH_MESSAGE.format(window=human_window(window), name=CRASH_AUTOMATION),
+            )
+        ],
+    )
+
+
 def definitions(
     block_document_id: UUID,
     deployments: Iterable[str] = DEPLOYMENTS,
     missed_windows: Mapping[str, timedelta] | None = None,
     hung_limits: Mapping[str, timedelta] | None = None,
+    heartbeat: timedelta = timedelta(seconds=HEARTBEAT_SECONDS),
 ) -> list[AutomationCore]:
-    """Every alert: failure, missed run and hung run per deployment, then the stale-data alert."""
+    """Every alert: failure, missed run and hung run per deployment, the stale-data alert, then the
+    automation that marks runs whose heartbeats stopped Crashed."""
     missed = {**MISSED_RUN_WINDOWS, **(missed_windows or {})}
     hung = {**HUNG_RUN_LIMITS, **(hung_limits or {})}
     built = []
@@ -246,4 +304,4 @@ def definitions(
         built.append(failure_alert(d, block_document_id))
         built.append(missed_run_alert(d, block_document_id, missed[d]))
         built.append(hung_run_alert(d, block_document_id, hung[d]))
-    return [*built, stale_data_alert(block_document_id)]
+    return [*built, stale_data_alert(block_document_id), crash_unresponsive_runs(heartbeat)]

@@ -1,4 +1,8 @@
-"""``python -m blocks register [--only GROUP ...]``: create or update every block from the environment."""
+"""``python -m blocks register [--only GROUP ...] [--from-stack NAME]``: create or update every block.
+
+Settings come from the environment; with ``--from-stack`` the aws group's come from the outputs of
+InsightFlow's CloudFormation stack (blocks/stack.py), credentials defaulting to the task role.
+"""
 
 from __future__ import annotations
 
@@ -15,9 +19,21 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     reg = sub.add_parser("register", help="create or update the blocks whose settings are present")
     reg.add_argument("--only", nargs="*", choices=sorted(PLANNERS), help="register only these groups")
+    reg.add_argument(
+        "--from-stack", metavar="NAME", help="read the aws group's settings from this CloudFormation stack"
+    )
     args = parser.parse_args(argv)
 
-    lines, handled = register(PLANNERS, os.environ, set(args.only or []))
+    env: dict[str, str] = dict(os.environ)
+    if args.from_stack:
+        from blocks.stack import StackOutputsError, env_from_stack
+
+        try:
+            env = env_from_stack(args.from_stack, env)
+        except StackOutputsError as exc:
+            print(exc, file=sys.stderr)
+            return 2
+    lines, handled = register(PLANNERS, env, set(args.only or []))
     for line in lines:
         print(line)
     if handled == 0:

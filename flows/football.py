@@ -35,7 +35,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.core import config, console
+from tasks.core import config, console, orchestration
 from tasks.core.dbt.runner import project_dir, project_fingerprint, run_dbt
 from tasks.core.lake import open_lake
 from tasks.core.locks import home_lock
@@ -125,7 +125,8 @@ def _publish(outcomes: list[Outcome], plan: SyncPlan, dbt_summary: Any) -> None:
         )
 
 
-@flow(name="football")
+# No flow retries (tasks/core/orchestration.py): the next tick, at most five minutes away, is the retry.
+@flow(name="football", retries=0)
 def football(
     competitions: list[str] | None = None,
     season: int | None = None,
@@ -147,107 +148,113 @@ def football(
     lock_timeout_s: float = 900.0,
 ) -> dict[str, Any]:
     """Land football-data.org standings and scorers that changed since the last snapshot, then load and build only if something did."""
-    logger = get_run_logger()
-    codes = _competition_codes(competitions)
-    home_dir = config.insightflow_home(home)
-    outcomes: list[Outcome] = []
-    urls: dict[tuple[str, str], str] = {}
+    # Events wait out a Prefect API outage instead of being dropped (tasks/core/orchestration.py).
+    with orchestration.events_ride_out_api_outages():
+        logger = get_run_logger()
+        codes = _competition_codes(competitions)
+        home_dir = config.insightflow_home(home)
+        outcomes: list[Outcome] = []
+        urls: dict[tuple[str, str], str] = {}
 
-    with contextlib.ExitStack() as stack:
-        if sample:
-            server = stack.enter_context(SampleServer())
-            if sample_matchday is not None:  # the season as it stood after that many matchdays
-                server.play(sample_matchday)
-            root, token = server.url, SAMPLE_TOKEN
-            logger.info("sample mode: serving the deterministic football-data.org sample from %s", root)
-        else:
-            root, token = base_url(football_base_url), resolve_token(token_block)
-        session = FetchSession(root=root, token=token)
-        stack.callback(session.close)
-        lake = open_lake(lake_target or target, home, lake_block)
-
-        for code in codes:
-            for endpoint in ENDPOINTS:
-                manifest = read_manifest(lake, code, endpoint)
-                urls[code, endpoint] = endpoint_url(root, code, endpoint, season)
-                validators = validators_for(manifest, urls[code, endpoint])
-                fetched = fetch_endpoint(session, code, endpoint, season, validators)
-                outcomes.append(record_snapshot(lake, fetched, manifest))
-
-        missing = target == "dev" and not config.warehouse_path(home).exists()
-        dbt_project = project_fingerprint(project_dir("football")) if run_dbt_build else None
-        forced = (
-            "warehouse file missing" if missing else "full check or refresh asked" if full_check or full_refresh else ""
-        )
-        plan = plan_sync(
-            lake,
-            outcomes,
-            target,
-            dbt_project,
-            rescan=full_refresh or missing,
-            build=run_dbt_build and bool(forced),
-            reason=forced,
-        )
-        loaded: dict[str, int] | None = None
-        dbt_summary = None
-        if plan.idle:
-            logger.info(
-                "Nothing changed: %d snapshot(s) confirmed unchanged; no load, no dbt, no warehouse connection",
-                len(outcomes),
-            )
-        else:
-            logger.info("Warehouse sync needed: %s", "; ".join(plan.reasons))
-            seasons = sorted({int(o.season) for o in outcomes if o.season.isdigit()})
-            keys = None if plan.rescan else plan.keys
-            if target == "dev":
-                stack.enter_context(home_lock(home_dir, timeout_s=lock_timeout_s, what="football"))
-                loaded = load_raw_duckdb(lake, config.warehouse_path(home), keys, plan.snapshots)
-                env = _dbt_env_dev(home)
-                raw_tables = duckdb_table_keys(config.warehouse_path(home))
+        with contextlib.ExitStack() as stack:
+            if sample:
+                server = stack.enter_context(SampleServer())
+                if sample_matchday is not None:  # the season as it stood after that many matchdays
+                    server.play(sample_matchday)
+                root, token = server.url, SAMPLE_TOKEN
+                logger.info("sample mode: serving the deterministic football-data.org sample from %s", root)
             else:
-                loaded = copy_into_raw(
-                    snowflake_block,
-                    storage_integration,
-                    codes,
-                    seasons,
-                    stage=snowflake_stage_url or stage_url(lake),
-                    layout=SnowflakeLayout(),
-                    keys=keys,
-                    snapshots=plan.snapshots,
-                )
-                env = _dbt_env_prod(snowflake_block) if run_dbt_build else {}
-                raw_tables = snowflake_table_keys(env.get("SNOWFLAKE_DATABASE", ""), SnowflakeLayout().schema)
-            if run_dbt_build and plan.build:
-                dbt_summary = run_dbt(
-                    "football",
-                    target,
-                    env,
-                    args=_dbt_args(dbt_select, full_check, full_refresh),
-                    work_dir=home_dir / "dbt" / f"football-{target}",
-                    source_keys=dbt_source_keys(raw_tables),
-                )
-            mark_synced(lake, plan, dbt_project if dbt_summary is not None else None)
+                root, token = base_url(football_base_url), resolve_token(token_block)
+            session = FetchSession(root=root, token=token)
+            stack.callback(session.close)
+            lake = open_lake(lake_target or target, home, lake_block)
 
-    _publish(outcomes, plan, dbt_summary)
-    if dbt_summary is not None:
-        report = publish_football_report(
-            lake, target, home, snowflake_block, upstream=lineage.report_upstream(home_dir, target)
-        )
-    else:  # nothing rebuilt: the last published table is still the table, and no warehouse is opened
-        report = republish_football_report(lake)
-    lineage.publish(lake, outcomes, urls)
-    return {
-        "target": target,
-        "lake": lake.uri(),
-        "warehouse": str(config.warehouse_path(home)) if target == "dev" else f"snowflake ({snowflake_block})",
-        "snapshots": [o.key for o in outcomes if o.landed],
-        "unchanged": [f"{o.competition} {o.endpoint} {o.season} ({o.status})" for o in outcomes if not o.landed],
-        "loaded": loaded,
-        "dbt": None if dbt_summary is None else f"{len(dbt_summary.nodes)} nodes in {dbt_summary.elapsed_s}s",
-        "report": None
-        if report is None
-        else f"artifact football-standings ({report.competitions} competitions, {report.charts} points charts)",
-    }
+            for code in codes:
+                for endpoint in ENDPOINTS:
+                    manifest = read_manifest(lake, code, endpoint)
+                    urls[code, endpoint] = endpoint_url(root, code, endpoint, season)
+                    validators = validators_for(manifest, urls[code, endpoint])
+                    fetched = fetch_endpoint(session, code, endpoint, season, validators)
+                    outcomes.append(record_snapshot(lake, fetched, manifest))
+
+            missing = target == "dev" and not config.warehouse_path(home).exists()
+            dbt_project = project_fingerprint(project_dir("football")) if run_dbt_build else None
+            forced = (
+                "warehouse file missing"
+                if missing
+                else "full check or refresh asked"
+                if full_check or full_refresh
+                else ""
+            )
+            plan = plan_sync(
+                lake,
+                outcomes,
+                target,
+                dbt_project,
+                rescan=full_refresh or missing,
+                build=run_dbt_build and bool(forced),
+                reason=forced,
+            )
+            loaded: dict[str, int] | None = None
+            dbt_summary = None
+            if plan.idle:
+                logger.info(
+                    "Nothing changed: %d snapshot(s) confirmed unchanged; no load, no dbt, no warehouse connection",
+                    len(outcomes),
+                )
+            else:
+                logger.info("Warehouse sync needed: %s", "; ".join(plan.reasons))
+                seasons = sorted({int(o.season) for o in outcomes if o.season.isdigit()})
+                keys = None if plan.rescan else plan.keys
+                if target == "dev":
+                    stack.enter_context(home_lock(home_dir, timeout_s=lock_timeout_s, what="football"))
+                    loaded = load_raw_duckdb(lake, config.warehouse_path(home), keys, plan.snapshots)
+                    env = _dbt_env_dev(home)
+                    raw_tables = duckdb_table_keys(config.warehouse_path(home))
+                else:
+                    loaded = copy_into_raw(
+                        snowflake_block,
+                        storage_integration,
+                        codes,
+                        seasons,
+                        stage=snowflake_stage_url or stage_url(lake),
+                        layout=SnowflakeLayout(),
+                        keys=keys,
+                        snapshots=plan.snapshots,
+                    )
+                    env = _dbt_env_prod(snowflake_block) if run_dbt_build else {}
+                    raw_tables = snowflake_table_keys(env.get("SNOWFLAKE_DATABASE", ""), SnowflakeLayout().schema)
+                if run_dbt_build and plan.build:
+                    dbt_summary = run_dbt(
+                        "football",
+                        target,
+                        env,
+                        args=_dbt_args(dbt_select, full_check, full_refresh),
+                        work_dir=home_dir / "dbt" / f"football-{target}",
+                        source_keys=dbt_source_keys(raw_tables),
+                    )
+                mark_synced(lake, plan, dbt_project if dbt_summary is not None else None)
+
+        orchestration.publish("the run's artifacts", _publish, outcomes, plan, dbt_summary)
+        if dbt_summary is not None:
+            report = publish_football_report(
+                lake, target, home, snowflake_block, upstream=lineage.report_upstream(home_dir, target)
+            )
+        else:  # nothing rebuilt: the last published table is still the table, and no warehouse is opened
+            report = republish_football_report(lake)
+        lineage.publish(lake, outcomes, urls)
+        return {
+            "target": target,
+            "lake": lake.uri(),
+            "warehouse": str(config.warehouse_path(home)) if target == "dev" else f"snowflake ({snowflake_block})",
+            "snapshots": [o.key for o in outcomes if o.landed],
+            "unchanged": [f"{o.competition} {o.endpoint} {o.season} ({o.status})" for o in outcomes if not o.landed],
+            "loaded": loaded,
+            "dbt": None if dbt_summary is None else f"{len(dbt_summary.nodes)} nodes in {dbt_summary.elapsed_s}s",
+            "report": None
+            if report is None
+            else f"artifact football-standings ({report.competitions} competitions, {report.charts} points charts)",
+        }
 
 
 def _print_summary(summary: dict[str, Any], dashboard_url: str | None) -> None:

@@ -29,7 +29,7 @@ from prefect.futures import wait
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tasks.core import config, console
+from tasks.core import config, console, orchestration
 from tasks.core.lake import LocalLake, open_lake
 from tasks.core.locks import home_lock
 from tasks.insightflow import lineage
@@ -41,17 +41,25 @@ from tasks.insightflow.ingest.land import LandResult, land_dataset
 from tasks.insightflow.ingest.validate import validate_dataset
 from tasks.insightflow.report.publish import publish_insightflow_report
 from tasks.insightflow.sample.data import SAMPLE_AS_OF
-from tasks.insightflow.sample.server import FAULTS, sample_server
+from tasks.insightflow.sample.server import FAULTS, sample_server_for_run
 from tasks.insightflow.warehouse.athena import ATHENA_QUERY_HINT, load_dbt_prod_env
 from tasks.insightflow.warehouse.build import build_warehouse, check_source_freshness
 
 
 class IngestFailed(RuntimeError):
-    """One or more datasets did not land; the message lists each with its cause."""
+    """One or more datasets did not land; the message lists each with its cause.
+
+    ``causes`` holds each dataset's own exception (where one was raised), so that the flow's retry
+    policy (tasks/core/orchestration.py) can tell a fault that may clear from one that cannot.
+    """
+
+    def __init__(self, message: str, causes: list[BaseException] | None = None):
+        super().__init__(message)
+        self.causes = list(causes or [])
 
 
-def _failure_cause(futures) -> str:
-    """The first failed stage's message for one dataset's chain of futures."""
+def _failure(futures) -> tuple[str, BaseException | None]:
+    """The first failed stage's message and exception for one dataset's chain of futures."""
     for future in futures:
         state = future.state
         if state.is_failed() or state.is_crashed():
@@ -59,9 +67,9 @@ def _failure_cause(futures) -> str:
                 future.result(raise_on_failure=True)
             except Exception as exc:  # the task's own exception carries dataset, URL and cause
                 if "upstream" not in str(exc).lower():
-                    return str(exc)
-            return state.message or state.name
-    return "did not complete"
+                    return str(exc), exc
+            return state.message or state.name, None
+    return "did not complete", None
 
 
 def _dev_warehouse_env(home: str | None) -> dict[str, str]:
@@ -90,19 +98,10 @@ def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summa
                 }
             )
         elif name in failures:
-            rows.append(
-                {
-                    "dataset": name,
-                    "status": "failed",
-                    "rows": 0,
-                    "partitions_written": 0,
-                    "partitions_unchanged": 0,
-                    "partitions_deleted": 0,
-                    "bytes": 0,
-                    "source_etag": "",
-                    "note": failures[name][:300],
-                }
+            zero = dict.fromkeys(
+                ("rows", "partitions_written", "partitions_unchanged", "partitions_deleted", "bytes"), 0
             )
+            rows.append({"dataset": name, "status": "failed", **zero, "source_etag": "", "note": failures[name][:300]})
     create_table_artifact(
         rows, key="insightflow-datasets", description="Datasets fetched, validated and landed by this run"
     )
@@ -125,7 +124,7 @@ def _publish(results: dict[str, LandResult], failures: dict[str, str], dbt_summa
             )
 
 
-@flow(name="insightflow", log_prints=True)
+@flow(name="insightflow", log_prints=True, **orchestration.flow_retry_options())
 def insightflow(
     datasets: list[str] | None = None,
     target: Literal["dev", "prod"] = "dev",
@@ -146,106 +145,112 @@ def insightflow(
     freshness_as_of: date | None = None,
 ) -> dict:
     """Fetch DOSM and data.gov.my datasets, land them as partitioned Parquet, and build the dbt star schema."""
-    logger = get_run_logger()
-    names = list(datasets or DATASETS)
-    unknown = sorted(set(names) - set(DATASETS))
-    if unknown:
-        raise ValueError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
-    home_dir = config.insightflow_home(home)
+    # Transient faults are retried by Prefect (FLOW_RETRIES attempts more), permanent ones fail now.
+    # Events wait out a Prefect API outage instead of being dropped (tasks/core/orchestration.py).
+    with orchestration.retry_only_transient(), orchestration.events_ride_out_api_outages():
+        logger = get_run_logger()
+        names = list(datasets or DATASETS)
+        unknown = sorted(set(names) - set(DATASETS))
+        if unknown:
+            raise ValueError(f"unknown dataset(s) {', '.join(unknown)}; known: {', '.join(DATASETS)}")
+        home_dir = config.insightflow_home(home)
 
-    with contextlib.ExitStack() as stack:
-        if sample:
-            server = stack.enter_context(sample_server(sample_faults, release=sample_release).running())
-            dosm_base_url = datagovmy_base_url = server.url()
-            logger.info("sample mode: serving the deterministic sample from %s", server.url())
-        stack.enter_context(home_lock(home_dir, timeout_s=lock_timeout_s, what="insightflow"))
-        lake = open_lake(target, home, lake_block)
-        if isinstance(lake, LocalLake):
-            lake.sweep_temporary("raw")
-            lake.sweep_temporary("history")
+        with contextlib.ExitStack() as stack:
+            if sample:
+                server = stack.enter_context(sample_server_for_run(sample_faults, sample_release).running())
+                dosm_base_url = datagovmy_base_url = server.url()
+                logger.info("sample mode: serving the deterministic sample from %s", server.url())
+            stack.enter_context(home_lock(home_dir, timeout_s=lock_timeout_s, what="insightflow"))
+            lake = open_lake(target, home, lake_block)
+            if isinstance(lake, LocalLake):
+                lake.sweep_temporary("raw")
+                lake.sweep_temporary("history")
 
-        urls = [source_url(DATASETS[n], dosm_base_url, datagovmy_base_url) for n in names]
-        fetched = fetch_dataset.map(names, urls, unmapped(lake))
-        validated = validate_dataset.map(fetched, unmapped(lake))
-        landed = land_dataset.map(validated, unmapped(lake))
-        wait(landed)
+            urls = [source_url(DATASETS[n], dosm_base_url, datagovmy_base_url) for n in names]
+            fetched = fetch_dataset.map(names, urls, unmapped(lake))
+            validated = validate_dataset.map(fetched, unmapped(lake))
+            landed = land_dataset.map(validated, unmapped(lake))
+            wait(landed)
 
-        results: dict[str, LandResult] = {}
-        failures: dict[str, str] = {}
-        before_landing: dict[str, tuple[str, str]] = {}  # land-dataset reports its own failures
-        for name, url, chain in zip(names, urls, zip(fetched, validated, landed, strict=True), strict=True):
-            if chain[-1].state.is_completed():
-                results[name] = chain[-1].result()
-            else:
-                failures[name] = _failure_cause(chain)
-                if any(f.state.is_failed() or f.state.is_crashed() for f in chain[:-1]):
-                    before_landing[name] = (url, failures[name])
-        lineage.report_failed_before_landing(lake, before_landing)
+            results: dict[str, LandResult] = {}
+            failures: dict[str, str] = {}
+            causes: dict[str, BaseException | None] = {}  # each failed dataset's own exception
+            before_landing: dict[str, tuple[str, str]] = {}  # land-dataset reports its own failures
+            for name, url, chain in zip(names, urls, zip(fetched, validated, landed, strict=True), strict=True):
+                if chain[-1].state.is_completed():
+                    results[name] = chain[-1].result()
+                else:
+                    failures[name], causes[name] = _failure(chain)
+                    if any(f.state.is_failed() or f.state.is_crashed() for f in chain[:-1]):
+                        before_landing[name] = (url, failures[name])
+            lineage.report_failed_before_landing(lake, before_landing)
 
-        if results:
-            update_catalog(
-                list(results.values()),
-                lake,
-                mode=catalog_mode,
-                athena_block=athena_block,
-                credentials_block=aws_credentials_block,
+            if results:
+                update_catalog(
+                    list(results.values()),
+                    lake,
+                    mode=catalog_mode,
+                    athena_block=athena_block,
+                    credentials_block=aws_credentials_block,
+                )
+
+            dbt_summary = None
+            if run_dbt and results:
+                if target == "prod":
+                    env = load_dbt_prod_env(athena_block=athena_block, credentials_block=aws_credentials_block)
+                else:
+                    env = _dev_warehouse_env(home)
+                dbt_summary = build_warehouse(
+                    lake,
+                    target,
+                    env,
+                    home_dir / "dbt" / f"insightflow-{target}",
+                    failed=sorted(failures),
+                    full_refresh=full_refresh,
+                    node_tasks=dbt_node_tasks,
+                )
+            # Live sources are judged against today; the sample against its own as-of date (a first run is
+            # fresh); freshness_as_of overrides both (backfills, tests).
+            as_of = freshness_as_of or (SAMPLE_AS_OF if sample else None)
+            judged = "the given date" if freshness_as_of else "the sample's as-of date" if sample else "today"
+            verdicts = check_freshness(lake, list(results), as_of, judged) if results else []
+            freshness = [v.row() for v in verdicts]
+            # With every dbt build; a skipped build (nothing landed) skips it too, keeping an unchanged re-run at
+            # ~2 s instead of paying dbt's start (5-20 s cold here): the contract check, whose lags equal
+            # dbt's warn_after (tests/tasks/insightflow/test_freshness.py), still judges every dataset on such a run.
+            if dbt_summary is not None and not dbt_summary.skipped:
+                freshness += check_source_freshness(target, env, home_dir / "dbt" / f"insightflow-{target}", as_of)
+            # Under the home lock, so a second run cannot interleave its report with this one's; not after a
+            # partial landing, whose marts are partly stale (the run fails with IngestFailed below).
+            report = (
+                publish_insightflow_report(lake, target, home, dbt_summary, athena_block, aws_credentials_block)
+                if dbt_summary is not None and not failures
+                else None
             )
 
-        dbt_summary = None
-        if run_dbt and results:
-            if target == "prod":
-                env = load_dbt_prod_env(athena_block=athena_block, credentials_block=aws_credentials_block)
-            else:
-                env = _dev_warehouse_env(home)
-            dbt_summary = build_warehouse(
-                lake,
-                target,
-                env,
-                home_dir / "dbt" / f"insightflow-{target}",
-                failed=sorted(failures),
-                full_refresh=full_refresh,
-                node_tasks=dbt_node_tasks,
+        orchestration.publish("the run's artifacts", _publish, results, failures, dbt_summary, freshness)
+        lineage.publish(lake, dict(zip(names, urls, strict=True)), results, failures)
+        summary = {
+            "target": target,
+            "lake": lake.uri(),
+            "warehouse": str(config.warehouse_path(home)) if target == "dev" else "athena",
+            "datasets": {n: r.status for n, r in results.items()} | {n: "failed" for n in failures},
+            "dbt": None
+            if dbt_summary is None
+            else ("skipped" if dbt_summary.skipped else f"{len(dbt_summary.nodes)} nodes"),
+            "report": None if report is None else report.latest_uri,
+            "freshness": {
+                "as_of": (as_of or datetime.now(UTC).date()).isoformat(),
+                "judged_against": judged,
+                "rows": freshness,
+            },
+        }
+        if failures:
+            listed = "; ".join(f"{name}: {cause}" for name, cause in sorted(failures.items()))
+            raise IngestFailed(
+                f"{len(failures)} of {len(names)} dataset(s) failed to land: {listed}", [*filter(None, causes.values())]
             )
-        # Live sources are judged against today; the sample against its own as-of date (a first run is
-        # fresh); freshness_as_of overrides both (backfills, tests).
-        as_of = freshness_as_of or (SAMPLE_AS_OF if sample else None)
-        judged = "the given date" if freshness_as_of else "the sample's as-of date" if sample else "today"
-        verdicts = check_freshness(lake, list(results), as_of, judged) if results else []
-        freshness = [v.row() for v in verdicts]
-        # With every dbt build; a skipped build (nothing landed) skips it too, keeping an unchanged re-run at
-        # ~2 s instead of paying dbt's start (5-20 s cold here): the contract check, whose lags equal
-        # dbt's warn_after (tests/tasks/insightflow/test_freshness.py), still judges every dataset on such a run.
-        if dbt_summary is not None and not dbt_summary.skipped:
-            freshness += check_source_freshness(target, env, home_dir / "dbt" / f"insightflow-{target}", as_of)
-        # Under the home lock, so a second run cannot interleave its report with this one's; not after a
-        # partial landing, whose marts are partly stale (the run fails with IngestFailed below).
-        report = (
-            publish_insightflow_report(lake, target, home, dbt_summary, athena_block, aws_credentials_block)
-            if dbt_summary is not None and not failures
-            else None
-        )
-
-    _publish(results, failures, dbt_summary, freshness)
-    lineage.publish(lake, dict(zip(names, urls, strict=True)), results, failures)
-    summary = {
-        "target": target,
-        "lake": lake.uri(),
-        "warehouse": str(config.warehouse_path(home)) if target == "dev" else "athena",
-        "datasets": {n: r.status for n, r in results.items()} | {n: "failed" for n in failures},
-        "dbt": None
-        if dbt_summary is None
-        else ("skipped" if dbt_summary.skipped else f"{len(dbt_summary.nodes)} nodes"),
-        "report": None if report is None else report.latest_uri,
-        "freshness": {
-            "as_of": (as_of or datetime.now(UTC).date()).isoformat(),
-            "judged_against": judged,
-            "rows": freshness,
-        },
-    }
-    if failures:
-        listed = "; ".join(f"{name}: {cause}" for name, cause in sorted(failures.items()))
-        raise IngestFailed(f"{len(failures)} of {len(names)} dataset(s) failed to land: {listed}")
-    return summary
+        return summary
 
 
 def _print_summary(summary: dict, dashboard_url: str | None) -> None:
@@ -335,8 +340,9 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--sample-release needs --sample")
     if args.sample_release < 0:
         parser.error("--sample-release must be 0 or more")
+    # At a terminal a failure is reported now, not after FLOW_RETRIES waits: rerun the command instead.
     run = console.run_flow(
-        insightflow,
+        insightflow.with_options(retries=0),
         datasets=args.datasets,
         sample=args.sample,
         sample_faults=dict(args.sample_fault) or None,

@@ -47,6 +47,8 @@ from prefect.settings import PREFECT_API_URL, PREFECT_UI_URL
 from prefect.states import Cancelled
 from prefect.utilities.templating import PlaceholderType, find_placeholders
 
+from tasks.core import orchestration
+
 PREFECT_YAML = Path(__file__).resolve().parent.parent / "prefect.yaml"
 UNSET_ENV_VALUE = "local"
 NEEDS_SERVER = (
@@ -172,6 +174,11 @@ def main(argv: list[str] | None = None) -> int:
     # which only creates a coroutine (a RuntimeWarning when it is collected); its sys.exit(0) then shuts
     # the runner down, and cancel_interrupted_runs does what stop() would have done for running flows.
     warnings.filterwarnings("ignore", message="coroutine 'Runner.astop' was never awaited", category=RuntimeWarning)
+    # Each run is a child process: heartbeats every 30 s (the crash automation turns a silent run into
+    # Crashed) and API-outage retries, as in the image (tasks/core/orchestration.py); a value already in
+    # the environment wins.
+    for name, value in orchestration.RUNTIME_ENV.items():
+        os.environ.setdefault(name, value)
     try:
         serve(*deployments, print_starting_message=False)
     finally:  # Ctrl-C returns from serve(); SIGTERM raises SystemExit(0) through it

@@ -14,9 +14,11 @@ create schema if not exists insightflow.football;
 create schema if not exists insightflow.football_staging;
 
 -- Storage integration: lets stages read the lake bucket through an IAM role, no keys in Snowflake.
--- After creating it, run `desc integration insightflow_lake;` and add STORAGE_AWS_IAM_USER_ARN and
--- STORAGE_AWS_EXTERNAL_ID to the IAM role's trust policy (the role needs s3:GetObject,
--- s3:GetObjectVersion and s3:ListBucket on the lake prefix). Pass its name to the flow as
+-- After creating it, run `desc integration insightflow_lake;` and pass STORAGE_AWS_IAM_USER_ARN and
+-- STORAGE_AWS_EXTERNAL_ID to the AWS stack (`python deploy/stack.py apply --parameter
+-- SnowflakeIamUserArn=... --parameter SnowflakeExternalId=...`, docs/aws.md): it creates this role,
+-- trusting only that user and external ID, with read access to the lake's raw/football/ prefix
+-- (deploy/iam/insightflow-snowflake-policy.json). Pass the integration's name to the flow as
 -- storage_integration=insightflow_lake.
 create storage integration if not exists insightflow_lake
     type = external_stage

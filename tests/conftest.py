@@ -38,6 +38,8 @@ _PREFECT_ENV = {
     "INSIGHTFLOW_HTTP_BACKOFF_BASE": "0.05",
     "INSIGHTFLOW_HTTP_BACKOFF_CAP": "0.2",
     "INSIGHTFLOW_HTTP_TIMEOUT": "5",
+    # No flow retries (ten minutes apart) in-process; tests/flows/test_insightflow_retries.py turns them on.
+    "INSIGHTFLOW_FLOW_RETRIES": "0",
 }
 os.environ.update(_PREFECT_ENV)
 for leaked in ("PREFECT_API_KEY", "INSIGHTFLOW_HOME", "FOOTBALL_DATA_TOKEN", "AWS_PROFILE"):
@@ -56,7 +58,9 @@ def prefect_server():
 
     # Proactive automations (missed and hung runs) are evaluated every second instead of every 5 s.
     extra = {"PREFECT_SERVER_EVENTS_PROACTIVE_GRANULARITY": "PT1S"}  # an ISO 8601 duration; "1" is refused
-    with local_prefect_server(_SESSION_DIR / "server", port=_PREFECT_PORT, extra_env=extra) as server:
+    # Its first start migrates a new database: 10-20 s on a quiet machine, over 180 s seen at load 18 with two
+    # pytest workers starting theirs at once; waiting longer costs nothing when it is quick.
+    with local_prefect_server(_SESSION_DIR / "server", port=_PREFECT_PORT, extra_env=extra, timeout_s=420) as server:
         yield server.api_url
 
 

@@ -5,11 +5,18 @@ results, Glue catalog, Athena work group; Snowflake needs no AWS permission).
 ``insightflow-worker-policy.json`` is the Prefect ECS worker's role (register and run the flow's task
 definition, pass the two roles to it); ``insightflow-task-execution-policy.json`` is the role ECS
 itself uses to start a flow's container (pull the image, write its logs, read the API secret).
+``insightflow-crawler-policy.json`` is the optional Glue crawler's role, ``insightflow-snowflake-policy.json``
+the role Snowflake's storage integration assumes to read the football snapshots, and
+``insightflow-deploy-policy.json`` the CI deploy role (push the image, read the stack's outputs).
 
 The files hold ``${NAME}`` placeholders; ``render`` fills them and refuses to leave any behind.
 A statement that mentions an optional placeholder left unset (the Glue crawler, the Prefect API
 secret) is dropped, so the rendered policy grants nothing the deployment does not use.
 ``tests/deploy/iam/test_task_policy.py`` runs the prod path under this policy on moto with IAM enforcement on.
+
+``cloudformation`` turns the same files into CloudFormation policy documents (each placeholder becomes a
+``Fn::Sub`` of a stack parameter or pseudo parameter, an optional statement an ``Fn::If``):
+deploy/cloudformation/generate.py builds the stack's template from them, so the two cannot disagree.
 
 Run it from the repository root: ``python deploy/iam/render.py task --aws-account-id 123456789012 ...``
 (a script, not a package: ``tests/deploy`` owns the module name ``deploy`` under pytest).
@@ -31,6 +38,9 @@ POLICIES = {
     "task": HERE / "insightflow-task-policy.json",
     "worker": HERE / "insightflow-worker-policy.json",
     "execution": HERE / "insightflow-task-execution-policy.json",
+    "crawler": HERE / "insightflow-crawler-policy.json",
+    "snowflake": HERE / "insightflow-snowflake-policy.json",
+    "deploy": HERE / "insightflow-deploy-policy.json",
 }
 # Placeholder -> (environment variable it defaults from, default value). A default of None means required.
 SETTINGS: dict[str, tuple[str, str | None]] = {
@@ -47,7 +57,8 @@ SETTINGS: dict[str, tuple[str, str | None]] = {
     "TASK_ROLE_NAME": ("INSIGHTFLOW_TASK_ROLE_NAME", "insightflow-task"),
     "EXECUTION_ROLE_NAME": ("INSIGHTFLOW_EXECUTION_ROLE_NAME", "insightflow-task-execution"),
     "ECR_REPOSITORY": ("INSIGHTFLOW_ECR_REPOSITORY", "insightflow"),
-    "LOG_GROUP": ("INSIGHTFLOW_LOG_GROUP", "/ecs/insightflow"),
+    "LOG_GROUP": ("INSIGHTFLOW_LOG_GROUP", "/insightflow/flow-runs"),
+    "STACK_NAME": ("INSIGHTFLOW_STACK", "insightflow"),
 }
 # Unset, these drop the statements that mention them instead of failing the render.
 OPTIONAL = {
@@ -121,6 +132,39 @@ def render(kind: str, values: Mapping[str, str]) -> dict[str, Any]:
     if problems:
         raise RenderError(f"cannot render the {kind} policy: " + "; ".join(problems))
     return {**document, "Statement": _fill(statements, values)}
+
+
+def _sub(node: Any, names: Mapping[str, str]) -> Any:
+    if isinstance(node, str):
+        if not _PLACEHOLDER.search(node):
+            return node
+        return {"Fn::Sub": _PLACEHOLDER.sub(lambda m: "${" + names[m[1]] + "}", node)}
+    if isinstance(node, list):
+        return [_sub(item, names) for item in node]
+    if isinstance(node, dict):
+        return {key: _sub(item, names) for key, item in node.items()}
+    return node
+
+
+def cloudformation(kind: str, names: Mapping[str, str], conditions: Mapping[str, str]) -> dict[str, Any]:
+    """The ``kind`` policy as a CloudFormation document.
+
+    ``names`` maps each placeholder to what ``Fn::Sub`` substitutes (a parameter, ``AWS::Region``...);
+    a statement mentioning an optional placeholder is kept only under the condition ``conditions`` names
+    for it (an ``Fn::If`` with ``AWS::NoValue``), the template's twin of ``render`` dropping it.
+    """
+    document = json.loads(POLICIES[kind].read_text())
+    unmapped = placeholders(document) - names.keys()
+    if unmapped:
+        raise RenderError(f"the {kind} policy uses {', '.join(sorted(unmapped))}, which the template does not map")
+    statements: list[Any] = []
+    for statement in document["Statement"]:
+        rendered = _sub(statement, names)
+        guards = sorted({conditions[name] for name in placeholders(statement) & OPTIONAL.keys() if name in conditions})
+        if len(guards) > 1:
+            raise RenderError(f"statement {statement.get('Sid')} of the {kind} policy depends on several conditions")
+        statements.append({"Fn::If": [guards[0], rendered, {"Ref": "AWS::NoValue"}]} if guards else rendered)
+    return {**document, "Statement": statements}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -51,6 +51,7 @@ from prefect.settings import get_current_settings, temporary_settings
 from prefect.states import State
 from prefect.utilities.urls import url_for
 
+from tasks.core import orchestration
 from tasks.core.dbt.runner import DBT_CONSOLE_LOG_LEVEL
 
 TEMPORARY_API_DEFAULTS: dict[str, Any] = {
@@ -59,6 +60,10 @@ TEMPORARY_API_DEFAULTS: dict[str, Any] = {
     "server.services.task_run_recorder.batch_size": 100,
     "server.services.task_run_recorder.read_batch_size": 100,
     "server.services.task_run_recorder.flush_interval": 1,
+    # Heartbeats (crash detection) and API-outage retries, as everywhere a flow runs (unless set).
+    "flows.heartbeat_frequency": orchestration.HEARTBEAT_SECONDS,
+    "client.max_retries": orchestration.CLIENT_MAX_RETRIES,
+    "client.retry_jitter_factor": orchestration.CLIENT_RETRY_JITTER_FACTOR,
 }
 # snowflake-connector's vendored requests warns at import that urllib3/chardet are newer than it has
 # tested (Prefect imports every installed integration, prefect-snowflake included): nothing a person
@@ -173,6 +178,9 @@ def run_flow(flow: Callable[..., Any], **parameters: Any) -> CommandLineRun:
     os.environ.setdefault(DBT_CONSOLE_LOG_LEVEL, "warn")
     # The temporary API is a subprocess that imports the integrations too: the same filter, by prefix.
     os.environ["PYTHONWARNINGS"] = ",".join(filter(None, [os.environ.get("PYTHONWARNINGS"), "ignore:urllib3 ("]))
+    # Prefect's background workers (logs, events) read settings from the environment in their own threads.
+    for name, value in orchestration.RUNTIME_ENV.items():
+        os.environ.setdefault(name, value)
     with temporary_settings(set_defaults=TEMPORARY_API_DEFAULTS), _quiet_console():
         state = flow(**parameters, return_state=True)
         flow_run_id = state.state_details.flow_run_id

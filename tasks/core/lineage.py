@@ -22,6 +22,7 @@ from prefect.artifacts import create_markdown_artifact
 
 from tasks.core.assets import Note, current_flow_run_id, noted
 from tasks.core.lake import Lake
+from tasks.core.orchestration import publish
 
 STATE_PREFIX = "lineage"
 LAYERS = {
@@ -163,8 +164,12 @@ def publish_lineage(flow: str, lake: Lake, sources: Mapping[str, str], flow_run_
         lineage, state = merge(lake.read_json(state_key(flow)) or {}, notes, sources)
         if notes:
             lake.write_json(state_key(flow), state)
-        create_markdown_artifact(
-            markdown(flow, lineage), key=f"{flow}-lineage", description=f"{flow}: asset lineage, source to report"
+        publish(
+            f"the {flow}-lineage artifact",
+            create_markdown_artifact,
+            markdown(flow, lineage),
+            key=f"{flow}-lineage",
+            description=f"{flow}: asset lineage, source to report",
         )
     except Exception as exc:
         get_run_logger().warning("lineage: could not publish %s-lineage: %s", flow, exc)

@@ -28,6 +28,7 @@ from tasks.core import config
 from tasks.core.assets import location_key, materialized
 from tasks.core.lake import Lake
 from tasks.core.locks import home_lock
+from tasks.core.orchestration import publish
 from tasks.core.query import Query, duckdb_query
 
 ARTIFACT_KEY = "football-standings"
@@ -274,8 +275,12 @@ def _publish(lake: Lake, target: str, home: str | None, snowflake_block: str) ->
     except Exception as exc:
         raise RuntimeError(f"football report: reading the football marts from {source} failed: {exc}") from exc
     markdown, charts = render_markdown(marts)
-    create_markdown_artifact(
-        markdown, key=ARTIFACT_KEY, description="Current standings and top scorers per competition"
+    publish(
+        "the football report artifact",
+        create_markdown_artifact,
+        markdown,
+        key=ARTIFACT_KEY,
+        description="Current standings and top scorers per competition",
     )
     lake.write(LATEST_KEY, markdown.encode())
     result = FootballReport(
@@ -305,8 +310,12 @@ def republish_football_report(lake: Lake) -> FootballReport | None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     markdown = f"_Confirmed unchanged at {stamp}: no new standings or scorers since this table was built._\n\n"
     markdown += latest.decode()
-    create_markdown_artifact(
-        markdown, key=ARTIFACT_KEY, description="Current standings and top scorers per competition"
+    publish(
+        "the football report artifact",
+        create_markdown_artifact,
+        markdown,
+        key=ARTIFACT_KEY,
+        description="Current standings and top scorers per competition",
     )
     charts = markdown.count("](data:image/png;base64,")
     competitions = markdown.count("\n## ")

@@ -105,7 +105,7 @@ def test_missed_hung_and_stale_reach_the_webhook_once_each(lateness_server, webh
         server, ["-m", "automations", "apply", "--missed-window", window, "--hung-limit", limit], alert_env
     )
     assert (
-        out.count(": created") == 3 * len(yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]) + 1
+        out.count(": created") == 3 * len(yaml.safe_load((REPO_ROOT / "prefect.yaml").read_text())["deployments"]) + 2
     )
     missed = wait_for_alert(webhook_receiver, "insightflow-daily missed", timeout=MISSED_WINDOW_S + 45)
     timings["apply to missed-run alert"] = time.monotonic() - applied_at

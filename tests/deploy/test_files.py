@@ -407,22 +407,23 @@ class FakeAutomationClient:
 
 
 def test_apply_creates_then_changes_nothing_then_updates_and_removes_duplicates():
-    from automations.alerts import definitions
+    from automations.alerts import CRASH_AUTOMATION, definitions
     from automations.apply import apply
 
     client, block = FakeAutomationClient(), uuid4()
     assert {o.outcome for o in apply(client, definitions(block))} == {"created"}
     assert {o.outcome for o in apply(client, definitions(block))} == {"unchanged"}
-    assert len(client.stored) == 3 * len(deployments()) + 1
+    assert len(client.stored) == 3 * len(deployments()) + 2
 
     client.stored[0] = client.stored[0].model_copy(update={"enabled": False})  # paused by an operator
     assert {o.outcome for o in apply(client, definitions(block))} == {"unchanged"}
     assert client.stored[0].enabled is False
 
     client.create_automation(definitions(block)[0])  # what a second Automation.create() would leave
-    outcomes = apply(client, definitions(uuid4()))
-    assert {o.outcome for o in outcomes} == {"updated"}
-    assert sum(o.removed_duplicates for o in outcomes) == 1 and len(client.stored) == 3 * len(deployments()) + 1
+    outcomes = apply(client, definitions(uuid4()))  # another block: every alert changes, the crash action does not
+    assert {o.outcome for o in outcomes if o.name != CRASH_AUTOMATION} == {"updated"}
+    assert [o.outcome for o in outcomes if o.name == CRASH_AUTOMATION] == ["unchanged"]
+    assert sum(o.removed_duplicates for o in outcomes) == 1 and len(client.stored) == 3 * len(deployments()) + 2
 
 
 def _rendered(automation) -> str:
@@ -531,3 +532,68 @@ def test_alert_block_is_slack_or_custom_webhook_from_environment():
                 "INSIGHTFLOW_ALERT_WEBHOOK_URL": "https://a",
             }
         )
+
+
+# ---------------------------------------------------------------- heartbeats, crash automation, API retries
+
+RUNTIME_SETTINGS = {  # tasks/core/orchestration.py's RUNTIME_ENV, written out: the values the docs quote
+    "PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "30",
+    "PREFECT_CLIENT_MAX_RETRIES": "7",
+    "PREFECT_CLIENT_RETRY_JITTER_FACTOR": "0.2",
+}
+
+
+def test_every_place_a_flow_runs_gets_heartbeats_and_outage_retries():
+    import json
+
+    from tasks.core.orchestration import RUNTIME_ENV
+
+    assert RUNTIME_ENV == RUNTIME_SETTINGS
+    dockerfile = DOCKERFILE.read_text().split("FROM ${BASE_IMAGE}\n")[-1]  # the runtime stage
+    for name, value in RUNTIME_SETTINGS.items():
+        assert re.search(rf"^\s+{name}={re.escape(value)}\b", dockerfile, re.M), f"Dockerfile ENV lacks {name}"
+    template = json.loads((REPO_ROOT / "deploy" / "ecs" / "base-job-template.json").read_text())
+    assert template["variables"]["properties"]["env"]["default"] == RUNTIME_SETTINGS
+    assert template["job_configuration"]["env"] == "{{ env }}"
+    serve = (REPO_ROOT / "flows" / "serve.py").read_text()
+    assert "os.environ.setdefault(name, value)" in serve and "orchestration.RUNTIME_ENV" in serve
+
+
+def test_the_settings_are_prefects_own_names_and_take_effect(monkeypatch):
+    from prefect.settings import Settings
+
+    for name, value in RUNTIME_SETTINGS.items():
+        monkeypatch.setenv(name, value)
+    settings = Settings()
+    assert settings.flows.heartbeat_frequency == 30
+    assert settings.client.max_retries == 7 and settings.client.retry_jitter_factor == 0.2
+    # 7 retries wait 2 + 4 + ... + 128 s: longer than a 2-minute outage even at -20 % jitter.
+    assert sum(2**n for n in range(1, 8)) * 0.8 > 180
+
+
+def test_crash_automation_marks_a_silent_run_crashed_after_five_heartbeats():
+    from prefect.client.schemas.objects import StateType
+
+    from automations.alerts import CRASH_AUTOMATION, definitions
+
+    built = {a.name: a for a in definitions(uuid4())}
+    crash = built[CRASH_AUTOMATION]
+    trigger = crash.trigger
+    assert trigger.posture == "Proactive" and trigger.after == {"prefect.flow-run.heartbeat"}
+    assert trigger.expect == FAILURE | {
+        "prefect.flow-run.heartbeat",
+        "prefect.flow-run.Completed",
+        "prefect.flow-run.Cancelled",
+        "prefect.flow-run.AwaitingRetry",
+        "prefect.flow-run.Paused",
+    }
+    assert trigger.for_each == {"prefect.resource.id"} and trigger.within == timedelta(seconds=150)
+    assert trigger.match_related.root == {
+        "prefect.resource.role": "flow",
+        "prefect.resource.name": ["insightflow", "football"],
+    }
+    (action,) = crash.actions
+    assert action.state == StateType.CRASHED and "docs/operations.md#crashed-run" in action.message
+    # --heartbeat keeps the five-interval window for another frequency.
+    other = {a.name: a for a in definitions(uuid4(), heartbeat=timedelta(seconds=60))}[CRASH_AUTOMATION]
+    assert other.trigger.within == timedelta(minutes=5)

@@ -311,8 +311,8 @@ def test_prod_ticks_on_fakesnow_connect_to_snowflake_only_when_a_snapshot_change
         assert len(fakesnow_api.sessions) == sessions  # no Snowflake login happened
 
         server.play(2)
-        # fakesnow cannot run an incremental model a second time ("TEMPORARY table names ..."), so this
-        # changed tick loads only; COPY ... FILES names exactly the two new snapshots (no LOAD_SKIPPED).
+        # A changed tick that loads only (the two-tick incremental build on fakesnow is
+        # tests/flows/test_football_prod.py); COPY ... FILES names exactly the two new snapshots (no LOAD_SKIPPED).
         changed = football(**kwargs, snowflake_block="football-test-snowflake", run_dbt_build=False)
         assert changed["loaded"] == {"LOADED": 2}
         # ...and the models are rebuilt from scratch (PATTERN copy: every file already loaded is skipped).
@@ -342,7 +342,7 @@ def test_prod_ticks_on_fakesnow_connect_to_snowflake_only_when_a_snapshot_change
     for path in compiled:
         sqlglot.parse_one(path.read_text(), read="snowflake")
 
-    # The incremental pass cannot run on fakesnow, but its SQL can be compiled against the built tables.
+    # Compiled against the built tables, the incremental SQL filters the raw table before flattening.
     for key, value in snowflake_dbt_env(block).items():
         monkeypatch.setenv(key, value)
     project = DBT_DIR / "football"

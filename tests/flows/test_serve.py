@@ -182,8 +182,8 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
     assert "custom-webhook/insightflow-alerts: created" in server_python(
         server, ["-m", "blocks", "register", "--only", "alerts"], alert_env
     )
-    # Failure, missed-run and hung-run alerts per deployment, plus the stale-data alert.
-    alerts = 3 * len(declared()) + 1
+    # Failure, missed-run and hung-run alerts per deployment, the stale-data alert, the crash automation.
+    alerts = 3 * len(declared()) + 2
     assert server_python(server, ["-m", "automations", "apply"], alert_env).count(": created") == alerts
 
     served = wait_for_deployments(server, serve, timeout=120)

@@ -6,6 +6,10 @@ here): ``PATTERN=`` (regex over the file URL, as Snowflake applies it to the pat
 listing (Snowflake lists every file under the stage path; fakesnow only the top folder), and copy
 transformations selecting ``metadata$filename`` (the path relative to the stage URL) and ``$1``
 (the whole JSON document). Everything else (file formats, stages, load history, VARIANT) is fakesnow's.
+
+It also refuses the second run of every dbt-snowflake incremental model (``_teach_fakesnow_temporary``
+below says why and what it changes), and its server hands a NULL ``TIMESTAMP_*`` to the client as
+1970-01-01 (``_teach_fakesnow_null_timestamps``).
 """
 
 from __future__ import annotations
@@ -80,6 +84,86 @@ def _teach_fakesnow_copy() -> None:
     copy_into_module._insightflow_patched = True
 
 
+def qualified_temporary_as_schema_object(expression):
+    """``CREATE [OR REPLACE] TEMPORARY TABLE|VIEW db.schema.name`` -> the same without ``TEMPORARY``.
+
+    A sqlglot transform for fakesnow's cursor (the form fakesnow's own transforms take). Snowflake
+    keeps a temporary table or view in the schema its name says, visible to that session only.
+    fakesnow maps Snowflake's database.schema to a DuckDB catalog.schema, and DuckDB keeps temporary
+    objects only in its ``temp`` catalog, so a schema-qualified temporary object fails with "TEMPORARY
+    table names can *only* use the "temp" catalog". dbt-snowflake's incremental materialization
+    creates exactly that on every run after the first (``<db>.<schema>.<model>__dbt_tmp``: a temporary
+    view for append/merge, a temporary table for delete+insert with a unique key), then DESCRIBEs it,
+    inserts or merges from it under the same qualified name and drops it. Created as an ordinary
+    table or view in the named schema, every one of those statements resolves through fakesnow's
+    normal paths (information_schema, DESCRIBE, INSERT ... SELECT, DROP). What is lost is the
+    session scope: the object outlives the session unless dropped, and another session can see it.
+    dbt drops it at the end of the model (``drop_relation_if_exists(tmp_relation)``), and its name is
+    per model. Unqualified temporary objects keep fakesnow's own handling (DuckDB's ``temp`` catalog).
+    """
+    from sqlglot import exp
+
+    if not isinstance(expression, exp.Create) or (expression.kind or "").upper() not in ("TABLE", "VIEW"):
+        return expression
+    properties = expression.args.get("properties")
+    temporary = [p for p in (properties.expressions if properties else []) if isinstance(p, exp.TemporaryProperty)]
+    target = expression.this.this if isinstance(expression.this, exp.Schema) else expression.this
+    if not temporary or not isinstance(target, exp.Table) or not target.db:
+        return expression
+    for prop in temporary:
+        prop.pop()
+    if not properties.expressions:
+        properties.pop()
+    return expression
+
+
+def _teach_fakesnow_temporary() -> None:
+    """Run ``qualified_temporary_as_schema_object`` before fakesnow's own transforms, in this process."""
+    import fakesnow.cursor as cursor_module
+
+    cursor = cursor_module.FakeSnowflakeCursor
+    if getattr(cursor, "_insightflow_temporary", False):
+        return
+    original_transform = cursor._transform
+
+    def _transform(self, expression, params):
+        return original_transform(self, expression.transform(qualified_temporary_as_schema_object, copy=False), params)
+
+    cursor._transform = _transform
+    cursor._insightflow_temporary = True
+
+
+def _teach_fakesnow_null_timestamps() -> None:
+    """Send a NULL timestamp to the client as NULL, not as the epoch (fakesnow 0.12.1 server mode).
+
+    The server returns results as Arrow in Snowflake's layout, where a timestamp is a struct of
+    (epoch, fraction[, timezone]). ``fakesnow.arrow.timestamp_to_sf_struct`` builds that struct from
+    the child arrays without a validity mask, so every NULL arrives as a valid 1970-01-01 00:00:00
+    (``select valid_to`` of a current snapshot; ``valid_to is null`` in SQL still says true). This
+    wrapper marks the struct null where the timestamp is null (children zero-filled, since their
+    fields are declared non-nullable); the connector then returns None, as it does from Snowflake.
+    """
+    import fakesnow.arrow as arrow_module
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if getattr(arrow_module, "_insightflow_null_timestamps", False):
+        return
+    original = arrow_module.timestamp_to_sf_struct
+
+    def timestamp_to_sf_struct(ts):
+        if isinstance(ts, pa.ChunkedArray):
+            ts = ts.combine_chunks()
+        struct = original(ts)
+        if ts.null_count == 0:
+            return struct
+        children = [pc.fill_null(struct.field(i), 0) for i in range(struct.type.num_fields)]
+        return pa.StructArray.from_arrays(children, fields=list(struct.type), mask=ts.is_null())
+
+    arrow_module.timestamp_to_sf_struct = timestamp_to_sf_struct  # to_sf looks it up at call time
+    arrow_module._insightflow_null_timestamps = True
+
+
 @pytest.fixture
 def sample_server() -> Iterator[SampleServer]:
     """The v4 sample server with a 10-request budget per 3-second "minute" (fast rate-limit tests)."""
@@ -89,10 +173,12 @@ def sample_server() -> Iterator[SampleServer]:
 
 @pytest.fixture(scope="session")
 def fakesnow_server() -> Iterator[dict]:
-    """fakesnow in server mode on loopback (with the COPY extensions above); yields connection kwargs."""
+    """fakesnow in server mode on loopback (with the teaching above); yields connection kwargs."""
     import fakesnow
 
     _teach_fakesnow_copy()
+    _teach_fakesnow_temporary()
+    _teach_fakesnow_null_timestamps()
     with fakesnow.server() as kwargs:
         yield kwargs
 

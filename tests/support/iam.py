@@ -170,17 +170,22 @@ def recording() -> Iterator[list[Call]]:
 
 
 @contextmanager
-def enforcing_moto() -> Iterator[str]:
-    """A moto server in its own process (enforcement is global to a server), auth off until ``enforce``."""
+def enforcing_moto(cloudformation_outputs: bool = False) -> Iterator[str]:
+    """A moto server in its own process (enforcement is global to a server), auth off until ``enforce``.
+
+    ``cloudformation_outputs``: start tests/support/moto_cfn_server.py, which refreshes a stack's outputs
+    after ExecuteChangeSet (moto 5.2.5 does not).
+    """
     port = free_port()
+    server = [str(Path(__file__).with_name("moto_cfn_server.py"))] if cloudformation_outputs else ["-m", "moto.server"]
     process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, *server, "-H", "127.0.0.1", "-p", str(port)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 60
+        deadline = time.monotonic() + 180  # moto imports every backend: slow on a loaded machine
         while True:
             try:
                 httpx.get(f"{url}/moto-api/data.json", timeout=2).raise_for_status()

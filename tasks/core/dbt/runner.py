@@ -24,6 +24,8 @@ DBT_CONSOLE_LOG_LEVEL = "INSIGHTFLOW_DBT_CONSOLE_LOG_LEVEL"
 class DbtBuildError(RuntimeError):
     """dbt finished with failing tests or erroring models; the message names each of them."""
 
+    transient = False  # the same data fails the same tests: no flow retry (tasks/core/orchestration.py)
+
     def __init__(self, project: str, failures: list[str], detail: str = ""):
         self.project, self.failures = project, failures
         listed = "\n".join(f"  - {f}" for f in failures) or f"  {detail}"

@@ -28,6 +28,8 @@ MAX_EXAMPLES = 3
 class ContractError(Exception):
     """A payload that breaks its dataset's contract; the message names dataset, URL and cause."""
 
+    transient = False  # fetching the same payload again breaks it again (tasks/core/orchestration.py)
+
     def __init__(self, dataset: str, url: str, cause: str):
         self.dataset, self.url, self.cause = dataset, url, cause
         super().__init__(f"dataset {dataset}: {url}: {cause}")

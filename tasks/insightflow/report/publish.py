@@ -32,6 +32,7 @@ from tasks.core.assets import location_key, materialized
 from tasks.core.aws import botocore_config
 from tasks.core.dbt.assets import model_keys
 from tasks.core.lake import Lake, LocalLake
+from tasks.core.orchestration import publish
 from tasks.core.query import duckdb_query
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.report.findings import Findings, MartData, Query, compute_findings, read_marts
@@ -133,6 +134,10 @@ def _run_label() -> tuple[str, str]:
 
 
 def _publish_artifacts(markdown: str, html_uri: str, run_name: str) -> None:
+    publish("the report's artifacts", _create_artifacts, markdown, html_uri, run_name)
+
+
+def _create_artifacts(markdown: str, html_uri: str, run_name: str) -> None:
     create_markdown_artifact(
         markdown,
         key=ARTIFACT_KEY,

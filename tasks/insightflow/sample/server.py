@@ -214,3 +214,20 @@ def sample_server(faults: dict[str, str] | None = None, release: int = 0) -> Sam
     if release:
         server.publish_release(release)
     return server
+
+
+# The sample server of the current flow run, kept across the run's attempts (flow retries): its fault
+# counters (a "5xx:N" burst) then span the whole run, as a real source outage would, instead of
+# restarting with each attempt.
+_FOR_RUN: tuple[tuple, SampleServer] | None = None
+
+
+def sample_server_for_run(faults: dict[str, str] | None = None, release: int = 0) -> SampleServer:
+    """``sample_server(faults, release)``, the same one for every attempt of the current flow run."""
+    global _FOR_RUN
+    from prefect.runtime import flow_run
+
+    key = (flow_run.get_id(), repr(sorted((faults or {}).items())), release)
+    if _FOR_RUN is None or _FOR_RUN[0] != key:
+        _FOR_RUN = (key, sample_server(faults, release=release))
+    return _FOR_RUN[1]

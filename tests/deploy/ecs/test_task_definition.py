@@ -268,6 +268,12 @@ def test_ecs_worker_registers_and_runs_the_deployment_as_the_template_and_prefec
     assert environment["PREFECT__DEPLOYMENT_NAME"] == deployment_name
     assert environment["PREFECT__FLOW_NAME"] == DEPLOYMENTS[deployment_name][0]
     assert "PREFECT_API_KEY" not in environment and "PREFECT_API_AUTH_STRING" not in environment
+    # The template's env default: heartbeats for the crash automation, API retries for outages.
+    assert environment["PREFECT_FLOWS_HEARTBEAT_FREQUENCY"] == "30"
+    assert (environment["PREFECT_CLIENT_MAX_RETRIES"], environment["PREFECT_CLIENT_RETRY_JITTER_FACTOR"]) == (
+        "7",
+        "0.2",
+    )
 
     tags = {tag["key"]: tag["value"] for tag in task.get("tags", [])}
     assert tags["prefect.io/deployment-name"] == deployment_name
@@ -309,6 +315,7 @@ def test_shipped_template_is_prefect_aws_default_with_only_our_defaults_set():
         "task_role_arn",
         "configure_cloudwatch_logs",
         "cloudwatch_logs_options",
+        "env",  # heartbeats and API retries (tasks/core/orchestration.py)
     }
     for name in changed:  # otherwise the very schema prefect-aws publishes, descriptions included
         shipped_properties[name].pop("default")

@@ -3,8 +3,7 @@
     the table changed, so there is no row per tick. When each table was valid (first seen, last
     confirmed, superseded) is in fct_football_snapshots; docs/football.md shows "the table at time T".
     Incremental append of the staging rows loaded since the newest row here, so a run costs the
-    same whatever the history holds. Tested incrementally on DuckDB (fakesnow cannot run a second
-    incremental pass).
+    same whatever the history holds. Tested incrementally on DuckDB and on fakesnow.
 #}
 {{
     config(

@@ -37,7 +37,7 @@ scorers_flattened as (
 renamed as (
     select
         -- ids
-        file_name as snapshot_id,
+        {{ football_snapshot_id('file_name') }} as snapshot_id,
         {{ football_json_text('document', 'competition.code') }} as competition_code,
         cast(substr({{ football_json_text('document', 'season.startDate') }}, 1, 4) as integer) as season_year,
         cast({{ football_json_text('scorer', 'player.id') }} as integer) as player_id,

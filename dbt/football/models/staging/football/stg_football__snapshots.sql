@@ -18,7 +18,7 @@ source as (
 renamed as (
     select
         -- ids
-        file_name as snapshot_id,
+        {{ football_snapshot_id('file_name') }} as snapshot_id,
         endpoint,
         competition_code,
         cast(season_year as integer) as season_year,

@@ -39,7 +39,7 @@ team_rows_flattened as (
 renamed as (
     select
         -- ids
-        file_name as snapshot_id,
+        {{ football_snapshot_id('file_name') }} as snapshot_id,
         {{ football_json_text('document', 'competition.code') }} as competition_code,
         cast(substr({{ football_json_text('document', 'season.startDate') }}, 1, 4) as integer) as season_year,
         cast({{ football_json_text('team_row', 'team.id') }} as integer) as team_id,

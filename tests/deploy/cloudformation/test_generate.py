@@ -1,0 +1,393 @@
+"""deploy/cloudformation/insightflow.yaml, statically: generated from deploy/iam/, policies equal to render.py's, and the
+parts moto cannot create (bucket policies and settings, Glue, Athena, the secret, crawler, OIDC) checked here.
+
+``resolve_template`` evaluates the template's intrinsic functions for given parameters, the way
+CloudFormation would (Ref, Fn::Sub, Fn::If and the conditions, Fn::GetAtt as a placeholder). It shares
+no code with deploy/iam/render.py, so a policy that agrees after both is the same policy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import re
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.support import iam
+
+pytestmark = pytest.mark.unit
+
+REPO = Path(__file__).resolve().parents[3]
+TEMPLATE = REPO / "deploy" / "cloudformation" / "insightflow.yaml"
+GENERATE = REPO / "deploy" / "cloudformation" / "generate.py"
+STACK_SCRIPT = REPO / "deploy" / "stack.py"
+ACCOUNT, REGION, STACK = "123456789012", "eu-west-1", "insightflow"
+RENDER = iam.renderer()
+NAME_PROPERTIES = ("BucketName", "RoleName", "RepositoryName", "ClusterName", "LogGroupName", "Name")
+
+
+def _load_script(path: Path, name: str):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def resolve_template(parameters: dict[str, str], account: str = "123456789012", region: str = "us-east-1") -> dict:
+    """The template with every intrinsic function evaluated for ``parameters``; resources whose condition is false dropped."""
+    raw = yaml.safe_load(TEMPLATE.read_text())
+    values = {name: str(spec.get("Default", "")) for name, spec in raw["Parameters"].items()}
+    values.update(parameters)
+    values.update({"AWS::AccountId": account, "AWS::Region": region, "AWS::StackName": STACK, "AWS::Partition": "aws"})
+    conditions: dict[str, bool] = {}
+    no_value = object()
+
+    def condition(name: str) -> bool:
+        if name not in conditions:
+            conditions[name] = bool(ev(raw["Conditions"][name]))
+        return conditions[name]
+
+    def ref(name: str) -> str:
+        if name in values:
+            return values[name]
+        properties = ev(raw["Resources"][name]["Properties"])
+        found = next((properties[p] for p in NAME_PROPERTIES if p in properties), None)
+        return found if isinstance(found, str) else f"<{name}>"
+
+    def ev(node: Any) -> Any:
+        if isinstance(node, list):
+            return [v for v in (ev(item) for item in node) if v is not no_value]
+        if not isinstance(node, dict):
+            return node
+        if len(node) == 1:
+            ((key, arg),) = node.items()
+            if key == "Ref":
+                return no_value if arg == "AWS::NoValue" else ref(arg)
+            if key == "Fn::Sub":
+                return re.sub(
+                    r"\$\{([\w:.]+)\}",
+                    lambda m: str(ev({"Fn::GetAtt": m[1].split(".")}) if "." in m[1] else ref(m[1])),
+                    arg,
+                )
+            if key == "Fn::GetAtt":
+                if raw["Resources"][arg[0]]["Type"] == "AWS::S3::Bucket" and arg[1] == "Arn":
+                    return f"arn:aws:s3:::{ref(arg[0])}"
+                if raw["Resources"][arg[0]]["Type"] == "AWS::IAM::Role" and arg[1] == "Arn":
+                    return f"arn:aws:iam::{account}:role/{ref(arg[0])}"
+                return f"<{arg[0]}.{arg[1]}>"
+            if key == "Fn::If":
+                return ev(arg[1] if condition(arg[0]) else arg[2])
+            if key == "Fn::Equals":
+                return ev(arg[0]) == ev(arg[1])
+            if key == "Fn::Not":
+                return not ev(arg[0])
+            if key == "Fn::And":
+                return all(ev(a) for a in arg)
+            if key == "Condition":
+                return condition(arg)
+        return {k: v for k, v in ((k, ev(v)) for k, v in node.items()) if v is not no_value}
+
+    resources = {
+        name: {**{k: v for k, v in r.items() if k != "Properties"}, "Properties": ev(r.get("Properties", {}))}
+        for name, r in raw["Resources"].items()
+        if "Condition" not in r or condition(r["Condition"])
+    }
+    outputs = {
+        name: ev(o["Value"]) for name, o in raw["Outputs"].items() if "Condition" not in o or condition(o["Condition"])
+    }
+    return {"Parameters": values, "Resources": resources, "Outputs": outputs}
+
+
+def _role_policy(template: dict, resource: str) -> dict:
+    (policy,) = template["Resources"][resource]["Properties"]["Policies"]
+    return policy["PolicyDocument"]
+
+
+def test_the_committed_template_is_what_generate_makes_from_deploy_iam():
+    result = subprocess.run([sys.executable, str(GENERATE), "--check"], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert TEMPLATE.read_text().startswith("# Generated by deploy/cloudformation/generate.py")
+
+
+@pytest.mark.parametrize(
+    "parameters",
+    [
+        {"LakeBucketName": "acme-lake", "AthenaResultsBucketName": "acme-results"},
+        {
+            "LakeBucketName": "acme-lake",
+            "AthenaResultsBucketName": "acme-results",
+            "LakePrefix": "prod/",
+            "AthenaResultsPrefix": "athena/",
+            "GlueDatabaseName": "prod_raw",
+            "WorkGroupName": "analytics",
+            "GlueCrawlerName": "acme-crawler",
+            "SnowflakeIamUserArn": "arn:aws:iam::999999999999:user/sf",
+            "SnowflakeExternalId": "X_1",
+            "GitHubRepository": "acme/insightflow",
+            "EcrRepositoryName": "acme/insightflow",
+            "PrefectApiSecretName": "acme/prefect",
+        },
+    ],
+    ids=["defaults", "everything-set"],
+)
+def test_every_role_policy_in_the_template_is_the_deploy_iam_file_rendered(parameters):
+    template = resolve_template(parameters, ACCOUNT, REGION)
+    p = template["Parameters"]
+    values = RENDER.resolve(
+        {
+            "AWS_ACCOUNT_ID": ACCOUNT,
+            "AWS_REGION": REGION,
+            "LAKE_BUCKET": p["LakeBucketName"],
+            "LAKE_PREFIX": p["LakePrefix"],
+            "ATHENA_RESULTS_BUCKET": p["AthenaResultsBucketName"],
+            "ATHENA_RESULTS_PREFIX": p["AthenaResultsPrefix"],
+            "GLUE_DATABASE": p["GlueDatabaseName"],
+            "ATHENA_SCHEMA": p["AthenaSchemaName"],
+            "ATHENA_WORK_GROUP": p["WorkGroupName"],
+            "ECS_CLUSTER": p["ClusterName"],
+            "TASK_ROLE_NAME": p["TaskRoleName"],
+            "EXECUTION_ROLE_NAME": p["TaskExecutionRoleName"],
+            "ECR_REPOSITORY": p["EcrRepositoryName"],
+            "LOG_GROUP": p["LogGroupName"],
+            "GLUE_CRAWLER": p["GlueCrawlerName"],
+            "PREFECT_API_SECRET_NAME": p["PrefectApiSecretName"],
+            "STACK_NAME": STACK,
+        },
+        {},
+    )
+    generate = _load_script(GENERATE, "insightflow_cfn_generate")
+    everything_set = bool(parameters.get("GitHubRepository"))
+    for kind, resource in generate.POLICY_OF.items():
+        if resource not in template["Resources"]:
+            assert kind in ("crawler", "snowflake", "deploy") and not everything_set, f"{resource} missing"
+            continue
+        assert _role_policy(template, resource) == RENDER.render(kind, values), kind
+    task_sids = {s["Sid"] for s in _role_policy(template, "TaskRole")["Statement"]}
+    assert ("GlueCrawlerMode" in task_sids) == everything_set  # the crawler statement only with a crawler
+    assert {
+        "CrawlerRole",
+        "GlueCrawler",
+        "SnowflakeStorageIntegrationRole",
+        "GitHubOidcProvider",
+        "GitHubDeployRole",
+    } & set(template["Resources"]) == (
+        {"CrawlerRole", "GlueCrawler", "SnowflakeStorageIntegrationRole", "GitHubOidcProvider", "GitHubDeployRole"}
+        if everything_set
+        else set()
+    )
+    check_skipped_resources(template)
+
+
+def _tls_only(template: dict, bucket_resource: str, bucket: str) -> None:
+    policies = [
+        r["Properties"]
+        for r in template["Resources"].values()
+        if r["Type"] == "AWS::S3::BucketPolicy" and r["Properties"]["Bucket"] == bucket
+    ]
+    assert len(policies) == 1, bucket_resource
+    (statement,) = policies[0]["PolicyDocument"]["Statement"]
+    assert statement["Effect"] == "Deny" and statement["Principal"] == "*" and statement["Action"] == "s3:*"
+    assert statement["Resource"] == [f"arn:aws:s3:::{bucket}", f"arn:aws:s3:::{bucket}/*"]
+    assert statement["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+
+
+def check_skipped_resources(template: dict) -> None:
+    """What moto does not create or apply, checked on the resolved template (also run by test_stack.py)."""
+    r, p = template["Resources"], template["Parameters"]
+    lake, results = p["LakeBucketName"], p["AthenaResultsBucketName"]
+    for name, bucket in (("LakeBucket", lake), ("AthenaResultsBucket", results)):
+        props = r[name]["Properties"]
+        assert r[name]["DeletionPolicy"] == r[name]["UpdateReplacePolicy"] == "Retain", name
+        assert props["BucketName"] == bucket
+        assert props["PublicAccessBlockConfiguration"] == dict.fromkeys(
+            ("BlockPublicAcls", "BlockPublicPolicy", "IgnorePublicAcls", "RestrictPublicBuckets"), True
+        )
+        assert props["OwnershipControls"] == {"Rules": [{"ObjectOwnership": "BucketOwnerEnforced"}]}
+        rules = {rule["Id"]: rule for rule in props["LifecycleConfiguration"]["Rules"]}
+        assert rules["abort-incomplete-multipart-uploads"]["AbortIncompleteMultipartUpload"] == {
+            "DaysAfterInitiation": 1
+        }
+        assert all(rule["Status"] == "Enabled" for rule in rules.values())
+        _tls_only(template, name, bucket)
+    results_rules = {
+        rule["Id"]: rule for rule in r["AthenaResultsBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    }
+    assert results_rules["expire-query-results"]["ExpirationInDays"] == p["AthenaResultsExpirationDays"]
+    assert "expire-query-results" not in {
+        rule["Id"] for rule in r["LakeBucket"]["Properties"]["LifecycleConfiguration"]["Rules"]
+    }
+
+    for name, database in (("GlueRawDatabase", p["GlueDatabaseName"]), ("GlueDbtDatabase", p["AthenaSchemaName"])):
+        assert r[name]["DeletionPolicy"] == "Retain"
+        assert r[name]["Properties"]["DatabaseInput"]["Name"] == database
+        assert r[name]["Properties"]["CatalogId"] == template["Parameters"]["AWS::AccountId"]
+
+    group = r["AthenaWorkGroup"]["Properties"]
+    config = group["WorkGroupConfiguration"]
+    assert group["Name"] == p["WorkGroupName"] and config["EnforceWorkGroupConfiguration"] is True
+    assert config["BytesScannedCutoffPerQuery"] == p["BytesScannedCutoffPerQuery"]
+    # The enforced result location is the one blocks/aws.py gives dbt (s3_staging_dir) for the same settings.
+    from blocks import aws
+
+    plan = aws.plan(
+        {
+            "AWS_REGION": "us-east-1",
+            "INSIGHTFLOW_AWS_AUTH": "default",
+            "INSIGHTFLOW_LAKE_BUCKET": lake,
+            "INSIGHTFLOW_LAKE_PREFIX": p["LakePrefix"],
+            "INSIGHTFLOW_ATHENA_RESULTS_BUCKET": results,
+            "INSIGHTFLOW_ATHENA_RESULTS_PREFIX": p["AthenaResultsPrefix"],
+        }
+    )
+    target = next(b.block for b in plan.blocks if b.name == aws.ATHENA_BLOCK)
+    assert config["ResultConfiguration"]["OutputLocation"] == target.s3_staging_dir
+
+    secret = r["PrefectApiSecret"]["Properties"]
+    assert secret["Name"] == p["PrefectApiSecretName"] and "SecretString" not in secret  # no value in the template
+
+    repo = r["EcrRepository"]["Properties"]
+    assert (
+        repo["ImageScanningConfiguration"] == {"ScanOnPush": True} and repo["RepositoryName"] == p["EcrRepositoryName"]
+    )
+    lifecycle = json.loads(repo["LifecyclePolicy"]["LifecyclePolicyText"])
+    selections = [rule["selection"] for rule in sorted(lifecycle["rules"], key=lambda rule: rule["rulePriority"])]
+    assert selections[0]["tagStatus"] == "untagged" and selections[-1]["tagStatus"] == "any"
+    assert selections[-1]["countNumber"] == int(p["KeepImages"])
+    assert r["FlowRunLogGroup"]["Properties"]["RetentionInDays"] == p["LogRetentionDays"]
+
+    if "GlueCrawler" in r:
+        crawler = r["GlueCrawler"]["Properties"]
+        assert crawler["Name"] == p["GlueCrawlerName"] and crawler["DatabaseName"] == p["GlueDatabaseName"]
+        assert crawler["Targets"] == {"S3Targets": [{"Path": f"s3://{lake}/{p['LakePrefix']}raw/"}]}
+        assert (
+            crawler["Role"]
+            == f"arn:aws:iam::{template['Parameters']['AWS::AccountId']}:role/{p['GlueCrawlerName']}-crawler"
+        )
+    if "GitHubDeployRole" in r:
+        provider = r["GitHubOidcProvider"]["Properties"]
+        assert provider == {"Url": "https://token.actions.githubusercontent.com", "ClientIdList": ["sts.amazonaws.com"]}
+        (trust,) = r["GitHubDeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert (
+            trust["Principal"] == {"Federated": "<GitHubOidcProvider>"}
+            and trust["Action"] == "sts:AssumeRoleWithWebIdentity"
+        )
+        assert trust["Condition"]["StringEquals"]["token.actions.githubusercontent.com:aud"] == "sts.amazonaws.com"
+
+
+def test_an_account_with_a_github_provider_already_gets_only_the_role():
+    template = resolve_template(
+        {
+            "LakeBucketName": "a-lake",
+            "AthenaResultsBucketName": "a-results",
+            "GitHubRepository": "acme/x",
+            "CreateGitHubOidcProvider": "false",
+        },
+        ACCOUNT,
+        REGION,
+    )
+    assert "GitHubOidcProvider" not in template["Resources"]
+    (trust,) = template["Resources"]["GitHubDeployRole"]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+    assert trust["Principal"] == {
+        "Federated": f"arn:aws:iam::{ACCOUNT}:oidc-provider/token.actions.githubusercontent.com"
+    }
+
+
+def test_the_stack_outputs_are_what_blocks_register_reads_and_the_stack_command_reads_the_same_variables():
+    from blocks.stack import OUTPUT_VARIABLES, REQUIRED
+
+    raw = yaml.safe_load(TEMPLATE.read_text())
+    assert set(OUTPUT_VARIABLES) <= set(raw["Outputs"]) and set(REQUIRED) <= set(OUTPUT_VARIABLES)
+    assert {o for o in OUTPUT_VARIABLES if "Condition" in raw["Outputs"][o]} == {"GlueCrawler"}
+    stack = _load_script(STACK_SCRIPT, "insightflow_stack")
+    assert set(stack.FROM_ENV) <= set(raw["Parameters"])
+    # each variable the stack command reads is the one the block group (or render.py) reads for the same thing
+    for parameter, variable in stack.FROM_ENV.items():
+        output = {"LakeBucketName": "LakeBucket", "AthenaResultsBucketName": "AthenaResultsBucket"}.get(parameter)
+        if output:
+            assert OUTPUT_VARIABLES[output] == variable
+
+
+def test_parameter_values_come_from_flags_then_environment_then_the_stack_then_defaults():
+    stack = _load_script(STACK_SCRIPT, "insightflow_stack")
+    declared = yaml.safe_load(TEMPLATE.read_text())["Parameters"]
+    values = stack.resolve(
+        declared,
+        {"GlueDatabaseName": "from_flag"},
+        {
+            "INSIGHTFLOW_LAKE_BUCKET": "env-lake",
+            "INSIGHTFLOW_GLUE_DATABASE": "from_env",
+            "INSIGHTFLOW_LAKE_PREFIX": "/prod",
+        },
+        {"AthenaResultsBucketName": "previous-results", "LakeBucketName": "previous-lake"},
+    )
+    assert values["GlueDatabaseName"] == "from_flag"
+    assert values["LakeBucketName"] == "env-lake"
+    assert values["AthenaResultsBucketName"] == "previous-results"
+    assert values["LakePrefix"] == "prod/" and values["AthenaResultsPrefix"] == ""
+    assert values["WorkGroupName"] == "insightflow"  # the template default
+    with pytest.raises(stack.StackError, match=r"LakeBucketName .*INSIGHTFLOW_LAKE_BUCKET.*AthenaResultsBucketName"):
+        stack.resolve(declared, {}, {}, {})
+    with pytest.raises(stack.StackError, match="unknown parameter"):
+        stack.resolve(declared, {"LakeBucket": "x"}, {}, {})
+
+
+def test_the_change_set_lines_say_what_is_replaced():
+    stack = _load_script(STACK_SCRIPT, "insightflow_stack")
+    lines = stack.describe_changes(
+        [
+            {
+                "ResourceChange": {
+                    "Action": "Modify",
+                    "LogicalResourceId": "LakeBucket",
+                    "ResourceType": "AWS::S3::Bucket",
+                    "Replacement": "True",
+                }
+            },
+            {
+                "ResourceChange": {
+                    "Action": "Add",
+                    "LogicalResourceId": "GlueCrawler",
+                    "ResourceType": "AWS::Glue::Crawler",
+                }
+            },
+        ]
+    )
+    assert lines[0].split() == ["Modify", "LakeBucket", "AWS::S3::Bucket", "(REPLACED)"]
+    assert lines[1].split() == ["Add", "GlueCrawler", "AWS::Glue::Crawler"]
+
+
+def test_the_pools_job_template_is_filled_from_the_stacks_outputs_and_the_network():
+    stack = _load_script(STACK_SCRIPT, "insightflow_stack")
+    outputs = {
+        "EcsCluster": "insightflow",
+        "TaskRoleArn": f"arn:aws:iam::{ACCOUNT}:role/insightflow-task",
+        "TaskExecutionRoleArn": f"arn:aws:iam::{ACCOUNT}:role/insightflow-task-execution",
+        "LogGroup": "/acme/flow-runs",
+        "PrefectApiSecretArn": f"arn:aws:secretsmanager:{REGION}:{ACCOUNT}:secret:insightflow/prefect-api-AbCdEf",
+    }
+    template = stack.job_template(outputs, "vpc-1", ["subnet-a", "subnet-b"], "sg-1")
+    assert not re.findall(r"<[A-Z_]+>", json.dumps(template))
+    defaults = {name: spec.get("default") for name, spec in template["variables"]["properties"].items()}
+    assert defaults["cluster"] == "insightflow" and defaults["vpc_id"] == "vpc-1"
+    assert (defaults["task_role_arn"], defaults["execution_role_arn"]) == (
+        outputs["TaskRoleArn"],
+        outputs["TaskExecutionRoleArn"],
+    )
+    assert defaults["network_configuration"] == {
+        "subnets": ["subnet-a", "subnet-b"],
+        "securityGroups": ["sg-1"],
+        "assignPublicIp": "DISABLED",
+    }
+    assert defaults["cloudwatch_logs_options"]["awslogs-group"] == "/acme/flow-runs"
+    assert defaults["prefect_api_auth_string_secret_arn"] == outputs["PrefectApiSecretArn"]
+    assert defaults["prefect_api_key_secret_arn"] is None  # self-hosted: never the key's (docs/deploy.md)
+    cloud = stack.job_template(outputs, "vpc-1", ["subnet-a", "subnet-b"], "sg-1", prefect_cloud=True)
+    assert cloud["variables"]["properties"]["prefect_api_key_secret_arn"]["default"] == outputs["PrefectApiSecretArn"]
+    with pytest.raises(stack.StackError, match="two private subnets"):
+        stack.job_template(outputs, "vpc-1", ["subnet-a"], "sg-1")
