@@ -42,7 +42,7 @@ from tasks.insightflow.ingest.validate import validate_dataset
 from tasks.insightflow.report.publish import publish_insightflow_report
 from tasks.insightflow.sample.data import SAMPLE_AS_OF
 from tasks.insightflow.sample.server import FAULTS, sample_server_for_run
-from tasks.insightflow.warehouse.athena import load_dbt_prod_env
+from tasks.insightflow.warehouse.athena import ATHENA_QUERY_HINT, load_dbt_prod_env
 from tasks.insightflow.warehouse.build import build_warehouse, check_source_freshness
 
 
@@ -268,6 +268,8 @@ def _print_summary(summary: dict, dashboard_url: str | None) -> None:
             f"  python -c \"import duckdb; duckdb.connect('{wh}', read_only=True)"
             ".sql('select * from fct_retail_sales_monthly order by month_start_date desc limit 10').show()\""
         )
+    else:
+        print(ATHENA_QUERY_HINT)
     if dashboard_url:
         print(f"Dashboard: {dashboard_url}")
     print(f"\nReport:    {summary['report'] or 'not built (dbt did not run)'}")
