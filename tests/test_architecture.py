@@ -319,3 +319,19 @@ def test_no_two_tasks_or_flows_share_a_name(decorator):
     assert len(by_name) >= (10 if decorator == "task" else 2), sorted(by_name)  # the walk found them
     shared = {name: functions for name, functions in by_name.items() if len(functions) > 1}
     assert not shared, f"@{decorator} names used more than once: {shared}"
+
+
+def test_the_standins_are_not_shipped():
+    pyproject = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())
+    assert not any(p.startswith("standins") for p in pyproject["tool"]["setuptools"]["packages"]["find"]["include"])
+    ignored = {line.strip() for line in (REPO_ROOT / ".dockerignore").read_text().splitlines()}
+    assert "standins" in ignored, ".dockerignore must keep standins/ out of the image's build context"
+    copies = [line for line in (REPO_ROOT / "Dockerfile").read_text().splitlines() if line.startswith("COPY")]
+    assert not any("standins" in line for line in copies), copies
+
+
+def test_standin_modules_stay_small():
+    paths = sorted((REPO_ROOT / "standins").rglob("*.py"))
+    assert paths
+    long = {str(p.relative_to(REPO_ROOT)): n for p in paths if (n := code_lines(p)) > MAX_MODULE_LINES}
+    assert not long, f"split these stand-in modules (> {MAX_MODULE_LINES} lines): {long}"

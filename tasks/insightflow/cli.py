@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from tasks.core import console
 from tasks.insightflow.contracts import DATASETS
 from tasks.insightflow.settings import InsightFlowSettings
+from tasks.insightflow.warehouse.athena import ATHENA_QUERY_HINT
 
 QUERY_EXAMPLE = "select * from fct_retail_sales_monthly order by month_start_date desc limit 10"
 
@@ -117,6 +118,8 @@ def print_summary(summary: dict, dashboard_url: str | None) -> None:
         print(f"Warehouse: {summary['warehouse']}")
         print("Query it, for example:")
         print(console.duckdb_query_example(summary["warehouse"], QUERY_EXAMPLE))
+    else:
+        print(ATHENA_QUERY_HINT)
     if dashboard_url:
         print(f"Dashboard: {dashboard_url}")
     print(f"\nReport:    {summary['report'] or 'not built (dbt did not run)'}")

@@ -1,7 +1,7 @@
 """The insightflow flow with ``target=prod`` and its blocks pointing at moto: S3 lake + Glue catalog.
 
-dbt on Athena needs a real Athena, so these runs stop before dbt (``run_dbt=False``); the prod dbt
-environment is checked to load from the same blocks.
+These runs check landing and cataloguing on plain moto and stop before dbt (``run_dbt=False``); the
+prod flow with dbt on Athena runs on the Athena stand-in in test_insightflow_prod_athena.py.
 """
 
 from __future__ import annotations
@@ -120,7 +120,7 @@ def test_prod_flow_lands_in_s3_and_registers_exactly_the_written_partitions(prod
     assert event["resource"]["prefect.resource.id"] == lake_keys["iowrt_3d"]
     assert event["payload"]["partitions_written"] == 1 and event["payload"]["partitions_unchanged"] == len(before)
 
-    # dbt's prod sources take exactly these keys (the Athena build itself needs a real Athena)
+    # dbt's prod sources take exactly these keys (the Athena build runs in test_insightflow_prod_athena.py)
     from tasks.core.lake import open_lake
     from tasks.insightflow.warehouse.build import dbt_source_keys
 

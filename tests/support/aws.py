@@ -76,3 +76,31 @@ def make_bucket(aws_credentials):
         return S3Bucket(bucket_name=name, bucket_folder=folder, credentials=aws_credentials)
 
     return make
+
+
+@pytest.fixture(scope="session")
+def aws_standin():
+    """The Athena stand-in (standins/aws) on 127.0.0.1: Athena answered over DuckDB, everything else by moto."""
+    from standins.aws import AwsStandIn
+
+    standin = AwsStandIn().start()
+    yield standin
+    standin.stop()
+
+
+@pytest.fixture
+def standin_env(aws_standin, monkeypatch) -> dict[str, str]:
+    """Like ``aws_env``, but every AWS service (Athena too) at the stand-in; moto and Athena state reset."""
+    httpx.post(f"{aws_standin.url}/moto-api/reset", timeout=10).raise_for_status()
+    env = {
+        "AWS_ACCESS_KEY_ID": ACCESS_KEY_ID,
+        "AWS_SECRET_ACCESS_KEY": SECRET_ACCESS_KEY,
+        "AWS_DEFAULT_REGION": REGION,
+        "AWS_REGION": REGION,
+        "AWS_ENDPOINT_URL": aws_standin.url,
+    }
+    for name in ("AWS_SESSION_TOKEN", "AWS_PROFILE", "AWS_SECURITY_TOKEN"):
+        monkeypatch.delenv(name, raising=False)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    return env

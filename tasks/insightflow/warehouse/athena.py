@@ -8,6 +8,7 @@ subprocess or runner (merged over ``os.environ``), never to a logger, an artifac
 from __future__ import annotations
 
 import re
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -30,6 +31,12 @@ PROD_TARGET_VARS = {
     "INSIGHTFLOW_ATHENA_WORK_GROUP": "work_group",
     "INSIGHTFLOW_GLUE_DATABASE": "glue_database",
 }
+
+# What a prod run prints after its summary: how to look at a mart through Athena (main() below).
+ATHENA_QUERY_HINT = (
+    "Warehouse: Athena (dbt's prod schema)\nQuery it, for example:\n  python -m tasks.insightflow.warehouse.athena "
+    '"select * from fct_retail_sales_monthly order by month_start_date desc limit 10"'
+)
 
 _ENV_VAR = re.compile(r"""env_var\(\s*['"]([A-Za-z_][A-Za-z0-9_]*)['"]""")
 
@@ -89,3 +96,39 @@ def profile_env_vars(profiles: Path = PROFILES_PATH, target: str = "prod") -> se
     document = yaml.safe_load(profiles.read_text())
     profile = next(v for v in document.values() if isinstance(v, dict) and target in (v.get("outputs") or {}))
     return {name for value in profile["outputs"][target].values() for name in _ENV_VAR.findall(str(value))}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m tasks.insightflow.warehouse.athena "SQL"``: run one query on Athena in dbt's prod schema, print the rows.
+
+    Reads through the same blocks as the report. A query Athena refuses prints Athena's own error
+    (``TABLE_NOT_FOUND: ...``) and exits 1, with no Python traceback.
+    """
+    import argparse
+
+    from pyathena.error import Error as PyAthenaError
+
+    from tasks.insightflow.report.publish import athena_query
+
+    parser = argparse.ArgumentParser(prog="python -m tasks.insightflow.warehouse.athena", description="Query Athena.")
+    parser.add_argument("sql", help="one Trino (Athena engine v3) statement")
+    parser.add_argument("--athena-block", default=names.ATHENA)
+    parser.add_argument("--credentials-block", default=names.AWS_CREDENTIALS)
+    args = parser.parse_args(argv)
+    try:
+        rows = athena_query(args.athena_block, args.credentials_block, poll_interval_s=0.2)(args.sql)
+    except PyAthenaError as exc:
+        print(f"Athena: {exc}", file=sys.stderr)
+        return 1
+    if rows:
+        columns = list(rows[0])
+        widths = [max(len(n), *(len(str(r[n])) for r in rows)) for n in columns]
+        print("  ".join(n.ljust(w) for n, w in zip(columns, widths, strict=True)))
+        for row in rows:
+            print("  ".join(str(row[n]).ljust(w) for n, w in zip(columns, widths, strict=True)))
+    print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
