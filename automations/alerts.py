@@ -42,14 +42,14 @@ from prefect.events.schemas.automations import AutomationCore, EventTrigger, Pos
 
 from blocks.alerts import ALERT_BLOCK
 from tasks.core.orchestration import CRASH_AFTER_HEARTBEATS, HEARTBEAT_SECONDS
+from tasks.football.freshness import STALE_EVENT as FOOTBALL_STALE_EVENT  # the events the flows emit, named
+from tasks.insightflow.freshness import STALE_EVENT  # where they are emitted
 
 # Deployment names as in prefect.yaml (tests/deploy/test_files.py keeps the two in step).
 DEPLOYMENTS = ("insightflow-daily", "football-standings", "football-full-check")
 FAILURE_EVENTS = ("prefect.flow-run.Failed", "prefect.flow-run.Crashed", "prefect.flow-run.TimedOut")
 FINAL_EVENTS = (*FAILURE_EVENTS, "prefect.flow-run.Completed", "prefect.flow-run.Cancelled")
 COMPLETED = "prefect.flow-run.Completed"
-STALE_EVENT = "insightflow.dataset.stale"  # tasks/insightflow/freshness.py emits it
-FOOTBALL_STALE_EVENT = "football.standings.stale"  # tasks/football/freshness.py emits it
 TAG = "insightflow"
 
 # How long each deployment may go without a Completed run: its schedule's period plus slack (daily

@@ -117,7 +117,9 @@ def main() -> int:
                 for release, label in ((0, "first run"), (1, "incremental run")):
                     started = time.perf_counter()
                     state = insightflow(
-                        target="prod", sample=True, sample_release=release, home=str(root / "home"), return_state=True
+                        target="prod",
+                        settings={"sample": True, "sample_release": release, "home": str(root / "home")},
+                        return_state=True,
                     )
                     seconds = time.perf_counter() - started
                     if not state.is_completed():

@@ -90,7 +90,7 @@ def _plain_tick(server, session, lake, home: Path, dbt_project: str) -> tuple[in
     summary = run_dbt(
         "football",
         "dev",
-        {"INSIGHTFLOW_WAREHOUSE": str(warehouse)},
+        {"INSIGHTFLOW_WAREHOUSE_PATH": str(warehouse)},
         args=["build"],
         work_dir=home / "dbt" / "football-dev",
         in_prefect=False,
@@ -104,7 +104,9 @@ def _flow_tick(server, home: Path) -> tuple[float, dict]:
 
     started = time.perf_counter()
     state = football(
-        competitions=[CODE], football_base_url=server.url, token_block="", home=str(home), return_state=True
+        competitions=[CODE],
+        settings={"football_base_url": server.url, "token_block": "", "home": str(home)},
+        return_state=True,
     )
     wall = time.perf_counter() - started
     if not state.is_completed():

@@ -64,7 +64,7 @@ def _child_flow(home: str, node_tasks: bool = True) -> dict:
     from flows.insightflow import insightflow
 
     imported = time.perf_counter()
-    state = insightflow(sample=True, home=home, dbt_node_tasks=node_tasks, return_state=True)
+    state = insightflow(settings={"sample": True, "home": home, "dbt_node_tasks": node_tasks}, return_state=True)
     wall = time.perf_counter() - imported
     if not state.is_completed():
         raise SystemExit(f"flow run ended {state.name}: {state.message}")
@@ -84,7 +84,7 @@ def _child_flow_temporary_api(home: str) -> dict:
     imported = time.perf_counter()
     SubprocessASGIServer().start()
     server_up = time.perf_counter()
-    state = insightflow(sample=True, home=home, return_state=True)
+    state = insightflow(settings={"sample": True, "home": home}, return_state=True)
     wall = time.perf_counter() - imported
     if not state.is_completed():
         raise SystemExit(f"flow run ended {state.name}: {state.message}")
@@ -146,7 +146,6 @@ def _child_bare(home: str) -> dict:
     started = time.perf_counter()
     import httpx
 
-    from flows.insightflow import _dev_warehouse_env
     from tasks.core import config
     from tasks.core.dbt.runner import read_state, run_dbt, write_state
     from tasks.core.lake import LocalLake
@@ -191,7 +190,7 @@ def _child_bare(home: str) -> dict:
         fingerprint = inputs_fingerprint(lake, list(DATASETS))
         dbt_ran = False
         if read_state(state_path).get("fingerprint") != fingerprint or not config.warehouse_path(home).exists():
-            run_dbt(PROJECT, "dev", _dev_warehouse_env(home), args=["build"], work_dir=work_dir, in_prefect=False)
+            run_dbt(PROJECT, "dev", config.dev_warehouse_env(home), args=["build"], work_dir=work_dir, in_prefect=False)
             write_state(state_path, {"fingerprint": fingerprint})
             dbt_ran = True
         stages["dbt"] = time.perf_counter() - t0

@@ -13,10 +13,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from blocks import names
 from blocks.registry import BlockPlan, GroupPlan
 
 GROUP = "alerts"
-ALERT_BLOCK = "insightflow-alerts"
+ALERT_BLOCK = names.ALERTS
 SLACK_URL = "INSIGHTFLOW_ALERT_SLACK_WEBHOOK_URL"
 WEBHOOK_URL = "INSIGHTFLOW_ALERT_WEBHOOK_URL"
 WEBHOOK_TOKEN = "INSIGHTFLOW_ALERT_WEBHOOK_TOKEN"

@@ -14,14 +14,15 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from blocks import names
 from blocks.registry import BlockPlan, GroupPlan, require
 from tasks.core.aws import client_config
 
 GROUP = "aws"
-CREDENTIALS_BLOCK = "insightflow-aws"
-LAKE_BLOCK = "insightflow-lake"
-ATHENA_RESULTS_BLOCK = "insightflow-athena-results"
-ATHENA_BLOCK = "insightflow-athena"
+CREDENTIALS_BLOCK = names.AWS_CREDENTIALS
+LAKE_BLOCK = names.LAKE
+ATHENA_RESULTS_BLOCK = names.ATHENA_RESULTS
+ATHENA_BLOCK = names.ATHENA
 AUTH_MODES = ("auto", "keys", "profile", "default")
 
 HINT = (

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from blocks import names
 from blocks.registry import BlockPlan, GroupPlan, require
 
 GROUP = "football"
-TOKEN_BLOCK = "football-data-token"
+TOKEN_BLOCK = names.FOOTBALL_DATA_TOKEN
 HINT = "register for a free token at https://www.football-data.org/client/register; see docs/football.md"
 
 

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from blocks import names
 from blocks.registry import BlockPlan, GroupPlan, require
 
 GROUP = "snowflake"
-CONNECTOR_BLOCK = "insightflow-snowflake"
+CONNECTOR_BLOCK = names.SNOWFLAKE
 HINT = "set SNOWFLAKE_PASSWORD or SNOWFLAKE_PRIVATE_KEY_PATH for authentication; see docs/football.md"
 
 

@@ -5,7 +5,7 @@ way to run deployments on a laptop is a long-running process that registers them
 runs itself (``flow.to_deployment`` + ``prefect.serve``). The deployments are built from prefect.yaml,
 so names, schedules, concurrency limits, descriptions and tags cannot drift from production; only the
 parameters change: ``target=dev`` (local lake and DuckDB under ``$INSIGHTFLOW_HOME``) and, with
-``--sample``, the offline sample data.
+``--sample``, the offline sample data (``settings.sample``).
 
 A ``{{ $VAR }}`` in those fields takes the variable's value, or ``local`` when it is unset (``prefect
 deploy`` would put an empty string there). Any other template (blocks, variables, build outputs) is
@@ -97,8 +97,16 @@ def local_deployment(spec: dict[str, Any], sample: bool = False, root: Path = PR
         tags=local["tags"],
         schedules=[to_schedule(item) for item in local["schedules"] or []],
         concurrency_limit=ConcurrencyLimitConfig(**limit) if isinstance(limit, dict) else limit,
-        parameters={**(local["parameters"] or {}), "target": "dev"} | ({"sample": True} if sample else {}),
+        parameters=local_parameters(local["parameters"] or {}, sample),
     )
+
+
+def local_parameters(parameters: dict[str, Any], sample: bool = False) -> dict[str, Any]:
+    """A deployment's parameters on the local target; with ``sample``, its settings ask for the offline sample."""
+    local = {**parameters, "target": "dev"}
+    if sample:
+        local["settings"] = {**(local.get("settings") or {}), "sample": True}
+    return local
 
 
 def server_problem() -> str | None:
@@ -148,7 +156,7 @@ def cancel_interrupted_runs(client: SyncPrefectClient, deployments: list[RunnerD
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m flows.serve", description=__doc__.splitlines()[0])
-    parser.add_argument("--sample", action="store_true", help="run on the offline sample data (parameter sample=True)")
+    parser.add_argument("--sample", action="store_true", help="run on the offline sample data (settings.sample=true)")
     args = parser.parse_args(argv)
 
     if problem := server_problem():

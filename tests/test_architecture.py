@@ -27,17 +27,32 @@ MAX_MODULE_LINES = 300
 ROOMS = {
     "tasks.insightflow": {
         "rooms": ("ingest", "catalog", "warehouse", "report", "sample"),
-        "top": ("contracts", "freshness", "lineage"),
+        "top": ("cli", "contracts", "freshness", "lineage", "settings", "summary"),
     },
     "tasks.football": {
         "rooms": ("sample",),
-        "top": ("api", "freshness", "keys", "land", "lineage", "load", "report", "snapshots", "snowflake"),
+        "top": (
+            "api",
+            "cli",
+            "freshness",
+            "keys",
+            "land",
+            "lineage",
+            "load",
+            "report",
+            "settings",
+            "snapshots",
+            "snowflake",
+            "summary",
+            "warehouse",
+        ),
     },
     "tasks.core": {
         "rooms": ("dbt", "lake"),
         "top": (
             "assets",
             "aws",
+            "charts",
             "config",
             "console",
             "http",

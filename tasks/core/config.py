@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any, ClassVar
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # The dbt projects ship beside the code; INSIGHTFLOW_DBT_DIR points elsewhere (e.g. a baked image path).
@@ -30,6 +31,40 @@ def lake_dir(home: str | os.PathLike[str] | None = None) -> Path:
 
 def warehouse_path(home: str | os.PathLike[str] | None = None) -> Path:
     return insightflow_home(home) / "warehouse.duckdb"
+
+
+def dbt_work_dir(home: str | os.PathLike[str] | None, project: str, target: str) -> Path:
+    """Where a dbt project keeps its target/ and logs/ for one target (kept between runs: partial parsing stays warm)."""
+    return insightflow_home(home) / "dbt" / f"{project}-{target}"
+
+
+def dev_warehouse_env(home: str | os.PathLike[str] | None = None) -> dict[str, str]:
+    """What both dbt projects' ``dev`` profiles read: the DuckDB warehouse file and the local lake."""
+    return {"INSIGHTFLOW_WAREHOUSE_PATH": str(warehouse_path(home)), "INSIGHTFLOW_LAKE_DIR": str(lake_dir(home))}
+
+
+class RunHome:
+    """A run's local state from its ``target``, ``settings.home`` and the dbt ``PROJECT``: both flows' runtimes mix it in."""
+
+    PROJECT: ClassVar[str]
+    target: str
+    settings: Any  # a flow's settings model, with a ``home`` field
+
+    @property
+    def home(self) -> str | None:
+        return self.settings.home
+
+    @property
+    def home_dir(self) -> Path:
+        return insightflow_home(self.home)
+
+    @property
+    def warehouse_path(self) -> Path:
+        return warehouse_path(self.home)
+
+    @property
+    def dbt_work_dir(self) -> Path:
+        return dbt_work_dir(self.home, self.PROJECT, self.target)
 
 
 def dosm_base_url(override: str | None = None) -> str:

@@ -198,3 +198,8 @@ def exit_status(run: CommandLineRun, name: str, print_summary: Callable[[Any, st
         return 1
     print_summary(run.state.result(), run.dashboard_url)
     return 0
+
+
+def duckdb_query_example(warehouse: str, sql: str) -> str:
+    """A one-line command a person can paste to query the local DuckDB warehouse (read-only, so a run may go on)."""
+    return f"  python -c \"import duckdb; duckdb.connect('{warehouse}', read_only=True).sql('{sql}').show()\""

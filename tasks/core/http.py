@@ -23,6 +23,7 @@ import random
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import httpx
 from tenacity import RetryCallState, Retrying, retry_if_exception_type, stop_after_attempt
@@ -74,6 +75,20 @@ class RetryPolicy:
         """Full-jitter exponential backoff for retry number ``attempt`` (1-based)."""
         ceiling = min(self.backoff_cap_s, self.backoff_base_s * 2 ** (attempt - 1))
         return (rng or random).uniform(ceiling / 2, ceiling)
+
+
+def conditional_headers(validators: Mapping[str, Any]) -> dict[str, str]:
+    """Conditional request headers from the ``etag`` and ``last_modified`` a source last answered with.
+
+    A server that still has that version answers 304 with no body (RFC 9110 13.1); either is left out
+    when unknown, and with neither the request is unconditional.
+    """
+    headers = {}
+    if validators.get("etag"):
+        headers["If-None-Match"] = validators["etag"]
+    if validators.get("last_modified"):
+        headers["If-Modified-Since"] = validators["last_modified"]
+    return headers
 
 
 def parse_retry_after(value: str | None, now: float | None = None) -> float | None:

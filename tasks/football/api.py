@@ -25,6 +25,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
+from blocks import names
 from tasks.core.http import Attempt, FetchError, RetryPolicy, get
 
 DEFAULT_BASE_URL = "https://api.football-data.org"
@@ -32,7 +33,6 @@ TOKEN_HEADER = "X-Auth-Token"
 AVAILABLE_HEADER = "X-Requests-Available-Minute"
 RESET_HEADER = "X-RequestCounter-Reset"
 ENDPOINTS = ("standings", "scorers")
-DEFAULT_TOKEN_BLOCK = "football-data-token"
 # The scorers endpoint returns 10 players unless asked; the team mart wants each team's best scorer.
 SCORERS_LIMIT = 100
 
@@ -99,7 +99,7 @@ def base_url(override: str | None = None) -> str:
     return (override or os.environ.get("FOOTBALL_DATA_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
 
 
-def resolve_token(block_name: str | None = DEFAULT_TOKEN_BLOCK, env: dict[str, str] | None = None) -> str:
+def resolve_token(block_name: str | None = names.FOOTBALL_DATA_TOKEN, env: dict[str, str] | None = None) -> str:
     """The API token from the ``Secret`` block, else ``FOOTBALL_DATA_TOKEN``; a clear error if neither is set."""
     env = os.environ if env is None else env
     if block_name:

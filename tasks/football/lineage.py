@@ -8,11 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from pathlib import Path
 from typing import TYPE_CHECKING
 
-from tasks.core import assets
-from tasks.core.dbt.assets import model_keys
+from tasks.core import assets, config
+from tasks.core.dbt.assets import built_model_keys
 from tasks.core.lake import Lake
 from tasks.core.lineage import Lineage, publish_lineage
 from tasks.football.keys import upstream_of
@@ -48,12 +47,9 @@ def loading(raw_root: str, table_keys: Mapping[str, str], by: str) -> Iterator[d
                 asset.add({"rows_added": rows})
 
 
-def report_upstream(home_dir: Path, target: str) -> list[str]:
-    manifest = home_dir / "dbt" / f"football-{target}" / "target" / "manifest.json"
-    try:
-        return sorted(model_keys(manifest, list(MARTS_READ)).values())
-    except (OSError, ValueError):
-        return []
+def report_upstream(home: str | None, target: str) -> list[str]:
+    """The asset keys of the marts the standings report reads, as the last dbt build made them."""
+    return built_model_keys(config.dbt_work_dir(home, "football", target), MARTS_READ)
 
 
 def publish(lake: Lake, outcomes: list[Outcome], urls: Mapping[tuple[str, str], str]) -> Lineage:

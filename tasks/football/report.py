@@ -12,11 +12,9 @@ marked as confirmed unchanged: every run still has its ``football-standings`` ar
 
 from __future__ import annotations
 
-import base64
-import io
 import os
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,8 +22,10 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from blocks import names
 from tasks.core import config
 from tasks.core.assets import location_key, materialized
+from tasks.core.charts import figure_png, png_data_uri
 from tasks.core.lake import Lake
 from tasks.core.locks import home_lock
 from tasks.core.orchestration import publish
@@ -34,7 +34,6 @@ from tasks.core.query import Query, duckdb_query
 ARTIFACT_KEY = "football-standings"
 LATEST_KEY = "reports/football/latest.md"
 TOP_SCORERS = 10
-MAX_PNG_BYTES = 150_000
 STANDINGS_SQL = """
 select competition_code, competition_name, season_year, current_matchday, stage, group_name, position, team_name,
        played_games, won, draw, lost, goals_for, goals_against, goal_difference, points, form, fetched_at
@@ -108,13 +107,10 @@ def points_by_matchday(history: list[dict[str, Any]], code: str, season: int) ->
 
 def points_chart(points: dict[str, dict[int, int]], title: str) -> bytes:
     """Points by matchday, one line per team, as a palette PNG."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
     from matplotlib.ticker import MaxNLocator
-    from PIL import Image
 
     fig = Figure(figsize=(9, 5), dpi=100, layout="constrained")
-    FigureCanvasAgg(fig)
     ax = fig.add_subplot()
     fig.suptitle(title, x=0.01, ha="left", fontsize=13, fontweight="bold")
     ranked = sorted(points.items(), key=lambda item: -item[1][max(item[1])])
@@ -139,15 +135,7 @@ def points_chart(points: dict[str, dict[int, int]], title: str) -> bytes:
         fontsize=8,
         color="#555555",
     )
-    raw = io.BytesIO()
-    fig.savefig(raw, format="png", metadata={"Software": None})
-    raw.seek(0)
-    out = io.BytesIO()
-    with Image.open(raw) as image:
-        image.convert("RGB").quantize(colors=128).save(out, format="PNG", optimize=True)
-    if len(out.getvalue()) > MAX_PNG_BYTES:
-        raise ValueError(f"football points chart {title!r} is {len(out.getvalue())} bytes, over {MAX_PNG_BYTES}")
-    return out.getvalue()
+    return figure_png(fig, f"football points chart {title!r}")
 
 
 def _cell(value: Any) -> str:
@@ -162,13 +150,19 @@ def _form(value: Any) -> str:
     return " ".join(str(value).split(",")) if value else ""
 
 
-def standings_table(rows: list[dict[str, Any]]) -> str:
+def _table(columns: Sequence[str], text_columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    """A markdown table; columns not in ``text_columns`` are numbers, right-aligned."""
     lines = [
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "|".join("---:" if c not in ("Team", "Form") else "---" for c in COLUMNS) + "|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" if c in text_columns else "---:" for c in columns) + "|",
     ]
-    for r in rows:
-        cells = (
+    lines += ["| " + " | ".join(_cell(c) for c in cells) + " |" for cells in rows]
+    return "\n".join(lines)
+
+
+def standings_table(rows: list[dict[str, Any]]) -> str:
+    cells = (
+        (
             r["position"],
             r["team_name"],
             r["played_games"],
@@ -181,24 +175,15 @@ def standings_table(rows: list[dict[str, Any]]) -> str:
             r["points"],
             _form(r["form"]),
         )
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines)
+        for r in rows
+    )
+    return _table(COLUMNS, ("Team", "Form"), cells)
 
 
 def scorers_table(rows: list[dict[str, Any]]) -> str:
-    lines = ["| # | Player | Team | Goals | Assists | Penalties | Played |", "|---:|---|---|---:|---:|---:|---:|"]
-    for r in rows:
-        cells = (
-            r["scorer_rank"],
-            r["player_name"],
-            r["team_name"],
-            r["goals"],
-            r["assists"],
-            r["penalties"],
-            r["played_matches"],
-        )
-        lines.append("| " + " | ".join(_cell(c) for c in cells) + " |")
-    return "\n".join(lines)
+    columns = ("#", "Player", "Team", "Goals", "Assists", "Penalties", "Played")
+    keys = ("scorer_rank", "player_name", "team_name", "goals", "assists", "penalties", "played_matches")
+    return _table(columns, ("Player", "Team"), ([r[k] for k in keys] for r in rows))
 
 
 def render_markdown(marts: dict[str, list[dict[str, Any]]]) -> tuple[str, int]:
@@ -230,10 +215,7 @@ def render_markdown(marts: dict[str, list[dict[str, Any]]]) -> tuple[str, int]:
             png = points_chart(
                 points, f"{first['competition_name']} {season}/{str(season + 1)[-2:]}: points by matchday"
             )
-            parts.append(
-                f"![Points by matchday, {first['competition_name']}]"
-                f"(data:image/png;base64,{base64.b64encode(png).decode()})"
-            )
+            parts.append(f"![Points by matchday, {first['competition_name']}]({png_data_uri(png)})")
             charts += 1
         else:
             parts.append(
@@ -245,7 +227,7 @@ def render_markdown(marts: dict[str, list[dict[str, Any]]]) -> tuple[str, int]:
 
 @task(name="football-report", cache_policy=NO_CACHE)
 def publish_football_report(
-    lake: Lake, target: str, home: str | None, snowflake_block: str = "insightflow-snowflake", upstream: list[str] = ()
+    lake: Lake, target: str, home: str | None, snowflake_block: str = names.SNOWFLAKE, upstream: list[str] = ()
 ) -> FootballReport:
     """Publish each competition's current table, top scorers and points chart as the ``football-standings`` artifact.
 
@@ -257,6 +239,16 @@ def publish_football_report(
         result = _publish(lake, target, home, snowflake_block)
         asset.add({"competitions": result.competitions, "charts": result.charts})
     return result
+
+
+def _publish_artifact(markdown: str) -> None:
+    publish(
+        "the football report artifact",
+        create_markdown_artifact,
+        markdown,
+        key=ARTIFACT_KEY,
+        description="Current standings and top scorers per competition",
+    )
 
 
 def _publish(lake: Lake, target: str, home: str | None, snowflake_block: str) -> FootballReport:
@@ -275,13 +267,7 @@ def _publish(lake: Lake, target: str, home: str | None, snowflake_block: str) ->
     except Exception as exc:
         raise RuntimeError(f"football report: reading the football marts from {source} failed: {exc}") from exc
     markdown, charts = render_markdown(marts)
-    publish(
-        "the football report artifact",
-        create_markdown_artifact,
-        markdown,
-        key=ARTIFACT_KEY,
-        description="Current standings and top scorers per competition",
-    )
+    _publish_artifact(markdown)
     lake.write(LATEST_KEY, markdown.encode())
     result = FootballReport(
         competitions=len({r["competition_code"] for r in marts["standings"]}),
@@ -310,13 +296,7 @@ def republish_football_report(lake: Lake) -> FootballReport | None:
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
     markdown = f"_Confirmed unchanged at {stamp}: no new standings or scorers since this table was built._\n\n"
     markdown += latest.decode()
-    publish(
-        "the football report artifact",
-        create_markdown_artifact,
-        markdown,
-        key=ARTIFACT_KEY,
-        description="Current standings and top scorers per competition",
-    )
+    _publish_artifact(markdown)
     charts = markdown.count("](data:image/png;base64,")
     competitions = markdown.count("\n## ")
     return FootballReport(

@@ -36,6 +36,7 @@ from prefect.cache_policies import NO_CACHE
 from prefect.logging import get_run_logger
 
 from tasks.core.assets import materialized, url_key
+from tasks.core.http import conditional_headers
 from tasks.core.lake import Lake
 from tasks.football.api import Fetched, FootballApiError
 from tasks.football.keys import lake_key
@@ -102,12 +103,7 @@ def validators_for(manifest: dict[str, Any], url: str) -> dict[str, str]:
     request = manifest["requests"].get(request_id(url)) or {}
     if not (manifest["seasons"].get(request.get("season") or "") or {}).get("latest"):
         return {}
-    headers = {}
-    if request.get("etag"):
-        headers["If-None-Match"] = request["etag"]
-    if request.get("last_modified"):
-        headers["If-Modified-Since"] = request["last_modified"]
-    return headers
+    return conditional_headers(request)
 
 
 @dataclass

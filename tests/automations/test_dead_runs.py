@@ -208,8 +208,10 @@ def test_a_killed_run_is_crashed_and_alerted_and_frees_its_slot_while_an_api_out
         )
         first = processes.start("serve-1", [sys.executable, "-m", "flows.serve", "--sample"], serve_env)
         wait_for_deployments(server, first, timeout=180)
-        params = {"datasets": ["iowrt"], "run_dbt": False}
-        doomed_id = run_deployment(server, DAILY, sample_faults={"iowrt": "slow:900"}, **params)
+        # A run's settings replace the served deployment's whole, so each repeats sample.
+        params = {"datasets": ["iowrt"]}
+        quick = {"sample": True, "run_dbt": False}
+        doomed_id = run_deployment(server, DAILY, settings={**quick, "sample_faults": {"iowrt": "slow:900"}}, **params)
         doomed = wait_for_state(server, doomed_id, {"RUNNING"}, timeout=120)
         time.sleep(5)  # the run's first heartbeat goes out as it starts
         os.killpg(first.pid, signal.SIGKILL)
@@ -239,7 +241,7 @@ def test_a_killed_run_is_crashed_and_alerted_and_frees_its_slot_while_an_api_out
         # 2. The next run starts at once: the dead run's concurrency slot is free.
         wait_for_serving(server, "serve-2", second, timeout=180)
         created = time.monotonic()
-        next_id = run_deployment(server, DAILY, **params)
+        next_id = run_deployment(server, DAILY, settings=quick, **params)
         wait_for_state(server, next_id, {"RUNNING", "COMPLETED", "FAILED", "CRASHED"}, timeout=60)
         timings["next run, created to Running"] = time.monotonic() - created
         (next_run,) = wait_for_terminal(server, [next_id], timeout=180)
@@ -255,7 +257,9 @@ def test_a_killed_run_is_crashed_and_alerted_and_frees_its_slot_while_an_api_out
         from tasks.core.http import RetryPolicy
 
         outage_requests = RetryPolicy.from_env().attempts + 2
-        retried_id = run_deployment(server, DAILY, sample_faults={"iowrt": f"5xx:{outage_requests}"}, **params)
+        retried_id = run_deployment(
+            server, DAILY, settings={**quick, "sample_faults": {"iowrt": f"5xx:{outage_requests}"}}, **params
+        )
         (retried,) = wait_for_terminal(server, [retried_id], timeout=180)
         assert retried.state.type.value == "COMPLETED", retried.state
         assert retried.run_count == 2 and "AwaitingRetry" in state_names(server, retried_id)

@@ -118,10 +118,14 @@ def test_missed_hung_and_stale_reach_the_webhook_once_each(lateness_server, webh
     # 2. One sample run of iowrt judged on AS_OF, whose source answers after SLOW_SOURCE_S: Running past
     # the hung-run limit, then Completed (stale data is not a failure) with iowrt stale.
     home = tmp_path / "stale-home"
-    params = {"datasets": ["iowrt"], "run_dbt": False, "home": str(home), "freshness_as_of": AS_OF.isoformat()}
+    params = {"datasets": ["iowrt"], "freshness_as_of": AS_OF.isoformat()}
+    settings = {"sample": True, "run_dbt": False, "home": str(home)}
     t0 = time.monotonic()
     slow_id = run_deployment(
-        server, "insightflow/insightflow-daily", sample_faults={"iowrt": f"slow:{SLOW_SOURCE_S}"}, **params
+        server,
+        "insightflow/insightflow-daily",
+        settings={**settings, "sample_faults": {"iowrt": f"slow:{SLOW_SOURCE_S}"}},
+        **params,
     )
     hung = wait_for_alert(webhook_receiver, "still Running", timeout=SLOW_SOURCE_S + 90)
     timings["run created to hung-run alert"] = time.monotonic() - t0
@@ -146,7 +150,7 @@ def test_missed_hung_and_stale_reach_the_webhook_once_each(lateness_server, webh
 
     # 3. The same data again (the sample answers 304): still stale, not news.
     t0 = time.monotonic()
-    second_id = run_deployment(server, "insightflow/insightflow-daily", **params)
+    second_id = run_deployment(server, "insightflow/insightflow-daily", settings=settings, **params)
     (second,) = wait_for_terminal(server, [second_id], timeout=180)
     timings["unchanged run, created to done"] = time.monotonic() - t0
     assert second.state.type.value == "COMPLETED", second.state

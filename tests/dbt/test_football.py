@@ -8,7 +8,7 @@ import duckdb
 import pytest
 from dbt.cli.main import dbtRunner
 
-from flows.football import _dbt_args
+from tasks.football.warehouse import dbt_build_args
 from tasks.core.config import DBT_DIR
 from tasks.core.dbt.runner import DbtBuildError, run_dbt
 from tasks.core.lake import LocalLake
@@ -66,7 +66,7 @@ def test_dbt_parse_for_the_snowflake_target_needs_no_connection(tmp_path, monkey
 
 def test_data_tests_check_only_the_newest_load_unless_a_full_check_is_asked(tmp_path):
     lake, warehouse, work = LocalLake(tmp_path / "lake"), tmp_path / "warehouse.duckdb", tmp_path / "dbt"
-    env = {"INSIGHTFLOW_WAREHOUSE": str(warehouse)}
+    env = {"INSIGHTFLOW_WAREHOUSE_PATH": str(warehouse)}
 
     def changed_tick(server, session, args):
         plan = plan_sync(lake, sample_tick(lake, server, session), "dev", None)
@@ -78,14 +78,14 @@ def test_data_tests_check_only_the_newest_load_unless_a_full_check_is_asked(tmp_
     with SampleServer(per_minute=1000) as server:
         session = FetchSession(root=server.url, token=SAMPLE_TOKEN)
         server.play(1)
-        changed_tick(server, session, _dbt_args(None, full_check=False, full_refresh=False))
+        changed_tick(server, session, dbt_build_args(None, full_check=False, full_refresh=False))
         with duckdb.connect(str(warehouse)) as con:  # damage a row of the first load: won + draw + lost != played
             con.execute(
                 "update football_staging.stg_football__standings set won = won + 1 "
                 "where table_type = 'TOTAL' and position = 1"
             )
         server.play(2)
-        summary = changed_tick(server, session, _dbt_args(None, full_check=False, full_refresh=False))
+        summary = changed_tick(server, session, dbt_build_args(None, full_check=False, full_refresh=False))
         session.close()
     checked = {n["name"]: n["status"] for n in summary.nodes}
     assert checked["assert_standings_results_add_up_to_games_played"] == "pass"  # the damaged row is an old load
@@ -94,7 +94,7 @@ def test_data_tests_check_only_the_newest_load_unless_a_full_check_is_asked(tmp_
             "football",
             "dev",
             env,
-            args=_dbt_args(None, full_check=True, full_refresh=False),
+            args=dbt_build_args(None, full_check=True, full_refresh=False),
             work_dir=work,
             in_prefect=False,
         )

@@ -40,7 +40,7 @@ pytestmark = [pytest.mark.deploy, pytest.mark.e2e, pytest.mark.container]
 POOL = "e2e-docker"
 REGISTRY = "127.0.0.1:5052"  # .ci/podman-setup marks it plain-HTTP for podman
 IMAGE_NAME = f"{REGISTRY}/insightflow"
-SAMPLE_DEV = {"target": "dev", "sample": True}  # per run: the deployments say prod
+SAMPLE_DEV = {"target": "dev", "settings": {"sample": True}}  # per run: the deployments say prod
 FLOW_RUN_LABEL = "io.prefect.flow-run-id"  # prefect-docker labels each container with its flow run
 
 
@@ -241,7 +241,10 @@ def test_deployment_runs_execute_in_their_own_containers_and_failures_alert(
     # A failing run, in its container: the failure alert names the deployment and the dataset.
     t0 = time.monotonic()
     failing_id = run_in_container(
-        server, "insightflow/insightflow-daily", **SAMPLE_DEV, run_dbt=False, sample_faults={"fuelprice": "html"}
+        server,
+        "insightflow/insightflow-daily",
+        target="dev",
+        settings={"sample": True, "run_dbt": False, "sample_faults": {"fuelprice": "html"}},
     )
     (failing,) = wait_for_runs(server, [failing_id], timeout=300, processes=_WorkerLog(processes))
     assert failing.state.type.value == "FAILED", failing.state

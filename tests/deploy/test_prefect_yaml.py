@@ -26,7 +26,7 @@ pytestmark = [pytest.mark.deploy, pytest.mark.e2e]
 
 POOL = "e2e-process"
 IMAGE_NAME = "127.0.0.1:5999/insightflow"
-SAMPLE_DEV = {"target": "dev", "sample": True}
+SAMPLE_DEV = {"target": "dev", "settings": {"sample": True}}
 TERMINAL = {"COMPLETED", "FAILED", "CRASHED", "CANCELLED"}
 
 
@@ -212,8 +212,12 @@ def test_deployments_run_through_a_worker_and_failures_alert(
     try:
         # One full run of each deployment, side by side: separate homes, so separate DuckDB files.
         t0 = time.monotonic()
-        daily_id = run_deployment(server, "insightflow/insightflow-daily", home=str(tmp_path / "daily"))
-        football_id = run_deployment(server, "football/football-standings", home=str(tmp_path / "football"))
+        daily_id = run_deployment(
+            server, "insightflow/insightflow-daily", settings={"sample": True, "home": str(tmp_path / "daily")}
+        )
+        football_id = run_deployment(
+            server, "football/football-standings", settings={"sample": True, "home": str(tmp_path / "football")}
+        )
         daily, football_run = wait_for_runs(server, [daily_id, football_id], timeout=240, processes=processes)
         timings["insightflow + football, created to both done"] = time.monotonic() - t0
         timings["insightflow run, start to end"] = (daily.end_time - daily.start_time).total_seconds()
@@ -233,10 +237,11 @@ def test_deployments_run_through_a_worker_and_failures_alert(
         # Two runs of the same deployment started together (ingest only, to keep the test short):
         # ENQUEUE makes the second wait for the first. Then a run that fails, which must alert once.
         t0 = time.monotonic()
-        quick = {"run_dbt": False, "home": str(tmp_path / "pair")}
-        pair = [run_deployment(server, "insightflow/insightflow-daily", **quick) for _ in range(2)]
+        # A run's settings replace the deployment's whole: sample is repeated.
+        quick = {"sample": True, "run_dbt": False, "home": str(tmp_path / "pair")}
+        pair = [run_deployment(server, "insightflow/insightflow-daily", settings=quick) for _ in range(2)]
         failing_id = run_deployment(
-            server, "insightflow/insightflow-daily", sample_faults={"fuelprice": "html"}, **quick
+            server, "insightflow/insightflow-daily", settings={**quick, "sample_faults": {"fuelprice": "html"}}
         )
         runs = wait_for_runs(server, [*pair, failing_id], timeout=180, processes=processes)
         *pair_runs, failing = runs

@@ -336,11 +336,13 @@ def test_blocks_come_from_the_stack_and_the_prod_flow_runs_as_its_task_role_and_
     with iam.recording() as calls, server.running():
         state = insightflow(
             target="prod",
-            home=str(tmp_path),
-            dosm_base_url=server.url(),
-            datagovmy_base_url=server.url(),
+            settings={
+                "home": str(tmp_path),
+                "dosm_base_url": server.url(),
+                "datagovmy_base_url": server.url(),
+                "run_dbt": False,
+            },
             datasets=["iowrt_3d", "msic"],
-            run_dbt=False,
             return_state=True,
         )
     assert state.is_completed(), state.message

@@ -54,8 +54,8 @@ def _expected_teams(lake: Path, code: str) -> dict[int, dict]:
 
 def test_sample_flow_builds_marts_that_match_the_sample_json_and_keeps_history(prefect_server, tmp_path):
     home = tmp_path / "home"
-    first = football(competitions=COMPETITIONS, sample=True, home=str(home))
-    second = football(competitions=COMPETITIONS, sample=True, home=str(home))
+    first = football(competitions=COMPETITIONS, settings={"sample": True, "home": str(home)})
+    second = football(competitions=COMPETITIONS, settings={"sample": True, "home": str(home)})
     assert first["loaded"] == {"standings": 2, "scorers": 2, "snapshots": 4}
     assert (second["snapshots"], second["loaded"], second["dbt"]) == ([], None, None)  # the same sample again
     lake = home / "lake"
@@ -130,7 +130,7 @@ def assert_football_chain(events: list[dict], home: Path, code: str, raw_table: 
 
 def test_sample_flow_shows_each_dbt_node_as_a_completed_task_run_of_the_flow_run(prefect_server, tmp_path):
     home = tmp_path / "home"
-    state = football(competitions=["PL"], sample=True, home=str(home), return_state=True)
+    state = football(competitions=["PL"], settings={"sample": True, "home": str(home)}, return_state=True)
     assert state.is_completed(), state.message
 
     target = home / "dbt" / "football-dev" / "target"  # dbt's own record of what it ran
@@ -159,10 +159,12 @@ def test_three_competitions_on_a_ten_per_minute_budget_never_see_a_429(prefect_s
         server.spend(7)  # a run earlier in the same minute: only three calls left for six requests
         result = football(
             competitions=["PL", "BL1", "SA"],
-            football_base_url=server.url,
-            token_block="",
-            home=str(tmp_path / "home"),
-            run_dbt_build=False,
+            settings={
+                "football_base_url": server.url,
+                "token_block": "",
+                "home": str(tmp_path / "home"),
+                "run_dbt_build": False,
+            },
         )
     assert len(result["snapshots"]) == 6
     assert server.throttled == 0
@@ -172,7 +174,13 @@ def test_three_competitions_on_a_ten_per_minute_budget_never_see_a_429(prefect_s
 def test_flow_without_a_token_fails_before_any_request(prefect_server, tmp_path, monkeypatch):
     monkeypatch.delenv("FOOTBALL_DATA_TOKEN", raising=False)
     with SampleServer() as server, pytest.raises(MissingTokenError, match="football-data-token"):
-        football(football_base_url=server.url, token_block="football-data-token", home=str(tmp_path / "home"))
+        football(
+            settings={
+                "football_base_url": server.url,
+                "token_block": "football-data-token",
+                "home": str(tmp_path / "home"),
+            }
+        )
     assert server.log == []
 
 
@@ -219,7 +227,9 @@ def test_an_unchanged_tick_lands_loads_and_builds_nothing_and_a_played_matchday_
     warehouse = home / "warehouse.duckdb"
     with SampleServer(per_minute=1000) as server:
         server.play(1)
-        kwargs = dict(competitions=["PL"], football_base_url=server.url, token_block="", home=str(home))
+        kwargs = dict(
+            competitions=["PL"], settings={"football_base_url": server.url, "token_block": "", "home": str(home)}
+        )
         before_first = _utc_now()
         first = football(**kwargs)
         assert len(first["snapshots"]) == 2 and first["dbt"] is not None
@@ -285,16 +295,12 @@ def test_prod_ticks_on_fakesnow_connect_to_snowflake_only_when_a_snapshot_change
     with SampleServer(per_minute=1000) as server:
         server.play(1)
         # fakesnow reads file:// stages only, so the prod warehouse is fed from a local lake here.
-        kwargs = dict(
-            competitions=["PL"],
-            football_base_url=server.url,
-            token_block="",
-            target="prod",
-            lake_target="dev",
-            home=str(home),
-        )
+        kwargs = dict(competitions=["PL"], target="prod")
+        local = {"football_base_url": server.url, "token_block": "", "lake_target": "dev", "home": str(home)}
         # full build: no incremental pass yet
-        first_state = football(**kwargs, snowflake_block="football-test-snowflake", return_state=True)
+        first_state = football(
+            **kwargs, settings={**local, "snowflake_block": "football-test-snowflake"}, return_state=True
+        )
         first = first_state.result()
         assert first["loaded"] == {"LOADED": 2}
         report = f"file://{home}/lake/reports/football/latest.md"
@@ -306,17 +312,21 @@ def test_prod_ticks_on_fakesnow_connect_to_snowflake_only_when_a_snapshot_change
 
         sessions = len(fakesnow_api.sessions)
         # The unchanged tick gets a connector block that does not exist: loading it at all would fail the run.
-        quiet = football(**kwargs, snowflake_block="no-such-snowflake-block", return_state=True)
+        quiet = football(**kwargs, settings={**local, "snowflake_block": "no-such-snowflake-block"}, return_state=True)
         assert quiet.is_completed() and quiet.result()["loaded"] is None and quiet.result()["dbt"] is None
         assert len(fakesnow_api.sessions) == sessions  # no Snowflake login happened
 
         server.play(2)
         # A changed tick that loads only (the two-tick incremental build on fakesnow is
         # tests/flows/test_football_prod.py); COPY ... FILES names exactly the two new snapshots (no LOAD_SKIPPED).
-        changed = football(**kwargs, snowflake_block="football-test-snowflake", run_dbt_build=False)
+        changed = football(
+            **kwargs, settings={**local, "snowflake_block": "football-test-snowflake", "run_dbt_build": False}
+        )
         assert changed["loaded"] == {"LOADED": 2}
         # ...and the models are rebuilt from scratch (PATTERN copy: every file already loaded is skipped).
-        rebuilt = football(**kwargs, snowflake_block="football-test-snowflake", full_refresh=True)
+        rebuilt = football(
+            **kwargs, settings={**local, "snowflake_block": "football-test-snowflake"}, full_refresh=True
+        )
         assert rebuilt["loaded"] == {"LOAD_SKIPPED": 4}
 
     def fetch(sql: str) -> list[tuple]:

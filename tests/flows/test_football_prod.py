@@ -76,7 +76,7 @@ def _dev_reference(lake: LocalLake, work: Path) -> Path:
                 ledger_rows += snapshot_rows(ledger, state.get("latest"), code, endpoint, season)
     assert ledger_rows
     load_duckdb(lake, warehouse, None, ledger_rows)
-    run_dbt("football", "dev", {"INSIGHTFLOW_WAREHOUSE": str(warehouse)}, work_dir=work / "dbt", in_prefect=False)
+    run_dbt("football", "dev", {"INSIGHTFLOW_WAREHOUSE_PATH": str(warehouse)}, work_dir=work / "dbt", in_prefect=False)
     return work
 
 
@@ -146,15 +146,14 @@ def test_two_prod_ticks_on_fakesnow_build_then_update_incrementally_and_equal_th
     reader = snowflake.connector.connect(**fakesnow_server, database=DATABASE)  # independent of the flow's sessions
 
     with SampleServer(per_minute=1000) as server:
-        kwargs = dict(
-            competitions=COMPETITIONS,
-            football_base_url=server.url,
-            token_block="",
-            target="prod",
-            lake_target="dev",
-            home=str(home),
-            snowflake_block=BLOCK,
-        )
+        settings = {
+            "football_base_url": server.url,
+            "token_block": "",
+            "lake_target": "dev",
+            "home": str(home),
+            "snowflake_block": BLOCK,
+        }
+        kwargs = dict(competitions=COMPETITIONS, target="prod", settings=settings)
         server.play(1)
         first = football(**kwargs)
         assert first["loaded"] == {"LOADED": 4} and first["dbt"] is not None

@@ -50,7 +50,7 @@ def built_run(tmp_path_factory):
     from flows.insightflow import insightflow
 
     home = tmp_path_factory.mktemp("home")
-    state = insightflow(sample=True, home=str(home), return_state=True)
+    state = insightflow(settings={"sample": True, "home": str(home)}, return_state=True)
     assert state.is_completed(), state.message
     return home, state
 
@@ -266,7 +266,7 @@ def test_unchanged_rerun_relands_nothing_and_skips_dbt(built):
     home, _ = built
     before = query(home, "select count(*), sum(sales_myr_million) from fct_retail_sales_monthly")
     mtimes = {p: p.stat().st_mtime_ns for p in (home / "lake").rglob("*") if p.is_file()}
-    state = insightflow(sample=True, home=str(home), return_state=True)
+    state = insightflow(settings={"sample": True, "home": str(home)}, return_state=True)
     assert state.is_completed(), state.message
     summary = state.result()
     assert set(summary["datasets"].values()) == {"unchanged"} and summary["dbt"] == "skipped"
@@ -279,7 +279,9 @@ def test_unchanged_rerun_relands_nothing_and_skips_dbt(built):
 def test_dbt_builds_only_models_whose_inputs_landed(tmp_path):
     from flows.insightflow import insightflow
 
-    state = insightflow(sample=True, home=str(tmp_path), sample_faults={"fuelprice": "html"}, return_state=True)
+    state = insightflow(
+        settings={"sample": True, "home": str(tmp_path), "sample_faults": {"fuelprice": "html"}}, return_state=True
+    )
     assert state.is_failed() and "fuelprice" in state.message
     events = asset_events(state.state_details.flow_run_id)
     lake = f"file://{tmp_path}/lake"
@@ -311,7 +313,8 @@ def test_failing_dbt_test_fails_the_run_and_names_the_test(tmp_path):
     server.replace("/iowrt/iowrt_3d.parquet", parquet_bytes(duplicated))
     with server.running():
         state = insightflow(
-            home=str(tmp_path), dosm_base_url=server.url(), datagovmy_base_url=server.url(), return_state=True
+            settings={"home": str(tmp_path), "dosm_base_url": server.url(), "datagovmy_base_url": server.url()},
+            return_state=True,
         )
     assert state.is_failed()
     assert "dbt build of project 'insightflow' failed" in state.message

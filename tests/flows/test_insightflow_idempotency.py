@@ -16,7 +16,7 @@ def test_three_runs_on_the_same_inputs_give_the_same_warehouse_and_leave_the_lak
     assert cold_home["summary"]["dbt"] != "skipped"
     assert cold_home["warehouse"]["fct_retail_sales_monthly"][0] > 0
     for run in (2, 3):
-        state = insightflow(sample=True, home=str(home), return_state=True)
+        state = insightflow(settings={"sample": True, "home": str(home)}, return_state=True)
         assert state.is_completed(), state.message
         summary = state.result()
         assert set(summary["datasets"].values()) == {"unchanged"}, f"run {run}: {summary}"

@@ -47,10 +47,12 @@ def test_prod_flow_lands_in_s3_and_registers_exactly_the_written_partitions(prod
     with server.running():
         state = insightflow(
             target="prod",
-            home=str(tmp_path),
-            dosm_base_url=server.url(),
-            datagovmy_base_url=server.url(),
-            run_dbt=False,
+            settings={
+                "home": str(tmp_path),
+                "dosm_base_url": server.url(),
+                "datagovmy_base_url": server.url(),
+                "run_dbt": False,
+            },
             return_state=True,
         )
     assert state.is_completed(), state.message
@@ -99,10 +101,12 @@ def test_prod_flow_lands_in_s3_and_registers_exactly_the_written_partitions(prod
     with server.running():
         state = insightflow(
             target="prod",
-            home=str(tmp_path),
-            dosm_base_url=server.url(),
-            datagovmy_base_url=server.url(),
-            run_dbt=False,
+            settings={
+                "home": str(tmp_path),
+                "dosm_base_url": server.url(),
+                "datagovmy_base_url": server.url(),
+                "run_dbt": False,
+            },
             return_state=True,
         )
     assert state.is_completed(), state.message

@@ -121,13 +121,17 @@ def test_prod_flow_builds_marts_on_athena_equal_to_dev_twice(standin_blocks, aws
         # the dev side sees the same releases in the same order (the revision marts keep every vintage)
         dev_home = tmp_path / "dev"
         state = insightflow(
-            target="prod", sample=True, sample_release=release, home=str(tmp_path / "prod"), return_state=True
+            target="prod",
+            settings={"sample": True, "sample_release": release, "home": str(tmp_path / "prod")},
+            return_state=True,
         )
         assert state.is_completed(), state.message
         result = state.result()
         assert result["dbt"] and result["dbt"] != "skipped", result
         assert result["report"], result
-        dev = insightflow(target="dev", sample=True, sample_release=release, home=str(dev_home), return_state=True)
+        dev = insightflow(
+            target="dev", settings={"sample": True, "sample_release": release, "home": str(dev_home)}, return_state=True
+        )
         assert dev.is_completed(), dev.message
         for mart in MARTS:
             _same_rows(_athena_mart(standin_blocks, mart), _dev_mart(dev_home / "warehouse.duckdb", mart), mart)

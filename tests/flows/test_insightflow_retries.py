@@ -52,11 +52,8 @@ def test_a_transient_outage_past_the_http_retries_is_retried_and_the_run_complet
     http_attempts = RetryPolicy.from_env().attempts
     outage = http_attempts + 2  # the first attempt's requests all fail, the second's first two too
     state = retrying_flow(
-        sample=True,
+        settings={"sample": True, "run_dbt": False, "home": str(tmp_path), "sample_faults": {"iowrt": f"5xx:{outage}"}},
         datasets=["iowrt"],
-        run_dbt=False,
-        home=str(tmp_path),
-        sample_faults={"iowrt": f"5xx:{outage}"},
         return_state=True,
     )
     assert state.is_completed(), state
@@ -77,11 +74,8 @@ def test_a_permanent_fault_fails_at_once_without_waiting_for_a_retry(prefect_ser
     flow = insightflow.with_options(retries=2, retry_delay_seconds=60)
     started = time.monotonic()
     state = flow(
-        sample=True,
+        settings={"sample": True, "run_dbt": False, "home": str(tmp_path), "sample_faults": {"iowrt": "html"}},
         datasets=["iowrt"],
-        run_dbt=False,
-        home=str(tmp_path),
-        sample_faults={"iowrt": "html"},
         return_state=True,
     )
     elapsed = time.monotonic() - started
@@ -98,11 +92,8 @@ def test_the_last_attempt_fails_with_the_real_cause(prefect_server, tmp_path):
 
     flow = insightflow.with_options(retries=1, retry_delay_seconds=1)
     state = flow(
-        sample=True,
+        settings={"sample": True, "run_dbt": False, "home": str(tmp_path), "sample_faults": {"iowrt": "5xx"}},
         datasets=["iowrt"],
-        run_dbt=False,
-        home=str(tmp_path),
-        sample_faults={"iowrt": "5xx"},
         return_state=True,
     )
     assert state.is_failed(), state

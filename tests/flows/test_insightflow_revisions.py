@@ -53,16 +53,16 @@ def releases(tmp_path_factory):
     from flows.insightflow import insightflow
 
     home = tmp_path_factory.mktemp("revisions-home")
-    first = insightflow(sample=True, home=str(home), return_state=True)
+    first = insightflow(settings={"sample": True, "home": str(home)}, return_state=True)
     assert first.is_completed(), first.message
     before = lake_files(home)
     between = datetime.now(UTC).replace(tzinfo=None)
     time.sleep(0.05)
-    second = insightflow(sample=True, sample_release=1, home=str(home), return_state=True)
+    second = insightflow(settings={"sample": True, "sample_release": 1, "home": str(home)}, return_state=True)
     assert second.is_completed(), second.message
     after = lake_files(home)
     report = (home / "lake" / "reports" / "insightflow" / "latest.md").read_text()
-    third = insightflow(sample=True, sample_release=1, home=str(home), return_state=True)
+    third = insightflow(settings={"sample": True, "sample_release": 1, "home": str(home)}, return_state=True)
     assert third.is_completed(), third.message
     return {
         "home": home,

@@ -33,7 +33,7 @@ def landed_home(tmp_path_factory) -> Path:
     from flows.insightflow import insightflow
 
     home = tmp_path_factory.mktemp("baseline")
-    insightflow(sample=True, home=str(home), run_dbt=False)
+    insightflow(settings={"sample": True, "home": str(home), "run_dbt": False})
     return home
 
 
@@ -47,7 +47,11 @@ def home(landed_home, tmp_path) -> Path:
 def run(home: Path, faults: dict[str, str], **params):
     from flows.insightflow import insightflow
 
-    return insightflow(sample=True, sample_faults=faults, home=str(home), run_dbt=False, return_state=True, **params)
+    return insightflow(
+        settings={"sample": True, "sample_faults": faults, "home": str(home), "run_dbt": False},
+        **params,
+        return_state=True,
+    )
 
 
 REJECTED = [

@@ -68,10 +68,12 @@ def test_canary_secrets_never_reach_logs_artifacts_or_the_lake(cold_home, tmp_pa
 
     failing_home = tmp_path / "failing"
     state = insightflow(
-        sample=True,
-        home=str(failing_home),
-        sample_faults={"iowrt": "html", "fuelprice": "5xx"},
-        run_dbt=False,
+        settings={
+            "sample": True,
+            "home": str(failing_home),
+            "sample_faults": {"iowrt": "html", "fuelprice": "5xx"},
+            "run_dbt": False,
+        },
         return_state=True,
     )
     assert state.is_failed()
@@ -94,7 +96,7 @@ def test_canary_secrets_never_reach_logs_artifacts_or_the_lake(cold_home, tmp_pa
 @pytest.mark.skipif(
     not (REPO_ROOT / "flows" / "football.py").exists(),
     reason="flows/football.py is not in this checkout yet (a colleague is writing it); "
-    "its secrets check runs once football(sample=True) exists",
+    'its secrets check runs once football(settings={"sample": True}) exists',
 )
 def test_football_flow_never_logs_the_api_token(canary_env, prefect_server, tmp_path):
     from prefect.client.orchestration import get_client
@@ -102,7 +104,7 @@ def test_football_flow_never_logs_the_api_token(canary_env, prefect_server, tmp_
     spec = importlib.util.spec_from_file_location("football_flow", REPO_ROOT / "flows" / "football.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    state = module.football(sample=True, home=str(tmp_path / "home"), return_state=True)
+    state = module.football(settings={"sample": True, "home": str(tmp_path / "home")}, return_state=True)
     assert state.is_completed(), state.message
     flush_api_logs()
     with get_client(sync_client=True) as client:

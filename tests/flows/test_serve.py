@@ -83,7 +83,7 @@ def test_served_deployments_copy_prefect_yaml_and_change_only_the_target(sample)
         assert (
             deployment.concurrency_options.collision_strategy.value == spec["concurrency_limit"]["collision_strategy"]
         )
-        expected = {**spec["parameters"], "target": "dev"} | ({"sample": True} if sample else {})
+        expected = {**spec["parameters"], "target": "dev"} | ({"settings": {"sample": True}} if sample else {})
         assert deployment.parameters == expected
         assert not deployment.work_pool_name
 
@@ -200,7 +200,7 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
         assert (
             deployment.concurrency_options.collision_strategy.value == spec["concurrency_limit"]["collision_strategy"]
         )
-        assert deployment.parameters == {**spec["parameters"], "target": "dev", "sample": True}
+        assert deployment.parameters == {**spec["parameters"], "target": "dev", "settings": {"sample": True}}
         assert deployment.work_pool_name is None and deployment.paused is False
         (schedule,) = deployment.schedules
         assert schedule.active and schedule.schedule.timezone == spec["schedules"][0]["timezone"]
@@ -216,14 +216,21 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
     football = scheduled_times(server, served["football-standings"].id, tomorrow)
     assert len(football) == 3 and [b - a for a, b in itertools.pairwise(football)] == [timedelta(seconds=300)] * 2
 
-    # Both deployments through the CLI. dbt runs as one call (dbt_node_tasks=false) and football skips
+    # Both deployments through the CLI. dbt runs as one call (settings.dbt_node_tasks=false) and football skips
     # it: the per-node tasks add ~30 s each and are covered by tests/flows/test_insightflow.py and tests/flows/test_football.py.
     # The failing run, started at once, waits for the daily slot (ENQUEUE, limit 1).
     t0 = time.monotonic()
-    daily_id = run_deployment(server, "insightflow/insightflow-daily", dbt_node_tasks=False)
-    football_id = run_deployment(server, "football/football-standings", run_dbt_build=False)
+    # A run's settings replace the deployment's whole, so each repeats sample.
+    daily_id = run_deployment(
+        server, "insightflow/insightflow-daily", settings={"sample": True, "dbt_node_tasks": False}
+    )
+    football_id = run_deployment(
+        server, "football/football-standings", settings={"sample": True, "run_dbt_build": False}
+    )
     failing_id = run_deployment(
-        server, "insightflow/insightflow-daily", sample_faults={"fuelprice": "html"}, run_dbt=False
+        server,
+        "insightflow/insightflow-daily",
+        settings={"sample": True, "sample_faults": {"fuelprice": "html"}, "run_dbt": False},
     )
     daily_run, football_run, failing = wait_for_terminal(server, [daily_id, football_id, failing_id], timeout=240)
     timings["three runs, created to all done"] = time.monotonic() - t0

@@ -99,11 +99,11 @@ def canary_env():
 
 @pytest.fixture(scope="session")
 def cold_home(prefect_server, canary_env, tmp_path_factory):
-    """A home after one cold ``insightflow(sample=True)`` run: its snapshot and warehouse numbers."""
+    """A home after one cold ``insightflow(settings={"sample": True})`` run: its snapshot and warehouse numbers."""
     from flows.insightflow import insightflow
 
     home = tmp_path_factory.mktemp("cold-home")
-    state = insightflow(sample=True, home=str(home), return_state=True)
+    state = insightflow(settings={"sample": True, "home": str(home)}, return_state=True)
     assert state.is_completed(), state.message
     return {
         "home": home,

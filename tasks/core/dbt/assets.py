@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +74,17 @@ def model_keys(manifest_path: Path, names: list[str]) -> dict[str, str]:
             if resource is not None:
                 keys[entry["name"]] = resource["prefect.resource.id"]
     return keys
+
+
+def built_model_keys(work_dir: Path, names: Sequence[str]) -> list[str]:
+    """The asset keys of the named models as the last dbt build in ``work_dir`` made them; [] before any build.
+
+    A step that reads marts (a report) names them as its upstream assets with these keys.
+    """
+    try:
+        return sorted(model_keys(work_dir / "target" / "manifest.json", list(names)).values())
+    except (OSError, ValueError):
+        return []
 
 
 def emit_build_assets(manifest_path: Path, results: list[Any], source_keys: Mapping[str, str]) -> int:

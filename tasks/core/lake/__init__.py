@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import os
 
+from blocks import names
 from tasks.core import config
 from tasks.core.lake.base import TMP_MARKER, Lake, LocalLake
 
 __all__ = ["TMP_MARKER", "Lake", "LocalLake", "open_lake"]
 
 
-def open_lake(target: str, home: str | os.PathLike[str] | None = None, lake_block: str = "insightflow-lake") -> Lake:
+def open_lake(target: str, home: str | os.PathLike[str] | None = None, lake_block: str = names.LAKE) -> Lake:
     """The lake for a target: the local directory for ``dev``, the ``S3Bucket`` block ``lake_block`` for ``prod``."""
     if target == "dev":
         return LocalLake(config.lake_dir(home))

@@ -26,13 +26,13 @@ from typing import TYPE_CHECKING
 from boto3.exceptions import S3UploadFailedError
 from botocore.exceptions import ClientError
 
+from blocks import names
 from tasks.core.aws import retry_budget, with_retries
 from tasks.core.lake.base import TMP_MARKER, Lake
 
 if TYPE_CHECKING:
     from prefect_aws.s3 import S3Bucket
 
-DEFAULT_LAKE_BLOCK = "insightflow-lake"
 _MISSING_CODES = {"404", "NoSuchKey", "NotFound"}
 _DENIED_CODES = ("AccessDenied", "403", "Forbidden", "AllAccessDisabled")
 
@@ -64,7 +64,7 @@ class S3Lake(Lake):
         self.folder = bucket.bucket_folder.strip("/")
 
     @classmethod
-    def from_block_name(cls, name: str = DEFAULT_LAKE_BLOCK) -> S3Lake:
+    def from_block_name(cls, name: str = names.LAKE) -> S3Lake:
         """Load the ``S3Bucket`` block ``name`` (registered by ``python -m blocks register``)."""
         from prefect_aws.s3 import S3Bucket
 

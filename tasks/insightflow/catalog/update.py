@@ -17,6 +17,7 @@ from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.tasks import exponential_backoff
 
+from blocks import names
 from tasks.core.aws import aws_client, with_retries
 from tasks.insightflow.catalog.crawler import CRAWLER_TIMEOUT_S, CrawlResult, run_crawler
 from tasks.insightflow.catalog.glue import (
@@ -72,8 +73,8 @@ def _load_blocks(athena_block: str, credentials_block: str) -> tuple[AthenaTarge
 def catalog_partitions(
     results: Sequence[Any],
     lake: Lake,
-    athena_block: str = "insightflow-athena",
-    credentials_block: str = "insightflow-aws",
+    athena_block: str = names.ATHENA,
+    credentials_block: str = names.AWS_CREDENTIALS,
 ) -> list[CatalogResult]:
     """Create or update each landed dataset's Glue table and register the partitions the run wrote."""
     logger = get_run_logger()
@@ -105,8 +106,8 @@ def catalog_partitions(
     retry_condition_fn=_is_transient,
 )
 def crawl_lake(
-    athena_block: str = "insightflow-athena",
-    credentials_block: str = "insightflow-aws",
+    athena_block: str = names.ATHENA,
+    credentials_block: str = names.AWS_CREDENTIALS,
     timeout_s: float = CRAWLER_TIMEOUT_S,
 ) -> CrawlResult:
     """Run the Glue crawler named in the Athena target block and wait for it to finish."""
@@ -126,8 +127,8 @@ def update_catalog(
     results: Sequence[Any],
     lake: Lake,
     mode: CatalogMode = "partitions",
-    athena_block: str = "insightflow-athena",
-    credentials_block: str = "insightflow-aws",
+    athena_block: str = names.ATHENA,
+    credentials_block: str = names.AWS_CREDENTIALS,
 ) -> list[CatalogResult] | CrawlResult | None:
     """Catalog what was landed in the chosen mode; a local lake needs no catalog (DuckDB reads the files)."""
     if not lake.uri().startswith("s3://"):

@@ -51,11 +51,7 @@ def fetch(
     """GET the dataset conditionally (ETag / Last-Modified remembered in its manifest)."""
     started = time.perf_counter()
     source = (lake.read_json(manifest_key(dataset.name)) or {}).get("source") or {}
-    headers = {}
-    if source.get("etag"):
-        headers["If-None-Match"] = source["etag"]
-    if source.get("last_modified"):
-        headers["If-Modified-Since"] = source["last_modified"]
+    headers = http.conditional_headers(source)
     response = http.get(client, url, what=f"dataset {dataset.name}", headers=headers, policy=policy)
     fetched = Fetched(
         dataset=dataset.name,

@@ -4,23 +4,21 @@ matplotlib rather than a browser-based library: Agg rasterises in-process with t
 ships (DejaVu Sans), so nothing is fetched at install or run time and no browser or JavaScript
 engine is needed on a worker. Figures are built with the object API (``Figure`` + ``FigureCanvasAgg``)
 so this module never touches pyplot's global backend or figure registry (safe inside a flow process
-that also serves other tasks). Each PNG is reduced to a 128-colour palette: the charts are flat
-colours and anti-aliased text, and the palette keeps each image well under the 150 KB the Prefect
-API database should have to store per image (measured sizes in the README).
+that also serves other tasks). tasks/core/charts.py encodes them (a 128-colour palette PNG, under
+150 KB each) the same way as the football report's.
 """
 
 from __future__ import annotations
 
-import io
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
 
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-MAX_PNG_BYTES = 150_000
+from tasks.core.charts import figure_png
+
 DPI = 100
 # Okabe-Ito: distinguishable with the common colour-vision deficiencies.
 COLOURS = {
@@ -49,21 +47,7 @@ class IndexSeries:
 
 
 def _png(fig: Figure) -> bytes:
-    """Render ``fig`` to a palette PNG; raise if it is over the size budget (a chart that big is a bug)."""
-    from PIL import Image
-
-    raw = io.BytesIO()
-    FigureCanvasAgg(fig)
-    fig.savefig(raw, format="png", dpi=DPI, metadata={"Software": None})
-    raw.seek(0)
-    with Image.open(raw) as image:
-        palette = image.convert("RGB").quantize(colors=128, method=Image.Quantize.MEDIANCUT)
-    out = io.BytesIO()
-    palette.save(out, format="PNG", optimize=True)
-    data = out.getvalue()
-    if len(data) > MAX_PNG_BYTES:
-        raise ValueError(f"chart {fig.get_label()!r} is {len(data)} bytes, over the {MAX_PNG_BYTES}-byte budget")
-    return data
+    return figure_png(fig, f"chart {fig.get_label()!r}")
 
 
 def _figure(label: str, width: float, height: float, title: str, source: str) -> tuple[Figure, object]:

@@ -27,10 +27,11 @@ from prefect import get_run_logger, task
 from prefect.artifacts import create_link_artifact, create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
+from blocks import names
 from tasks.core import config
 from tasks.core.assets import location_key, materialized
 from tasks.core.aws import botocore_config
-from tasks.core.dbt.assets import model_keys
+from tasks.core.dbt.assets import built_model_keys
 from tasks.core.lake import Lake, LocalLake
 from tasks.core.orchestration import publish
 from tasks.core.query import duckdb_query
@@ -184,11 +185,7 @@ def build_report(
 
 def mart_keys(home: str | None, target: str) -> list[str]:
     """The asset keys of the marts the report reads, from the last dbt build's manifest for ``target``."""
-    manifest = config.insightflow_home(home) / "dbt" / f"insightflow-{target}" / "target" / "manifest.json"
-    try:
-        return sorted(model_keys(manifest, list(MARTS_READ)).values())
-    except (OSError, ValueError):
-        return []
+    return built_model_keys(config.dbt_work_dir(home, "insightflow", target), MARTS_READ)
 
 
 @task(name="insightflow-report", cache_policy=NO_CACHE)
@@ -197,8 +194,8 @@ def publish_insightflow_report(
     target: str,
     home: str | None,
     dbt_summary: Any,
-    athena_block: str = "insightflow-athena",
-    credentials_block: str = "insightflow-aws",
+    athena_block: str = names.ATHENA,
+    credentials_block: str = names.AWS_CREDENTIALS,
 ) -> ReportResult:
     """Chart the marts, write the findings, and publish them as artifacts and an HTML page in the lake.
 

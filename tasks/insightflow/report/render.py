@@ -8,13 +8,13 @@ offline.
 
 from __future__ import annotations
 
-import base64
 import html
 from datetime import date
 from typing import Any
 
 from markdown_it import MarkdownIt
 
+from tasks.core.charts import png_data_uri
 from tasks.insightflow.report.charts import IndexSeries, correlation_chart, prices_vs_sales_chart, yoy_growth_chart
 from tasks.insightflow.report.findings import Correlation, Findings, GroupGrowth, MartData
 
@@ -182,10 +182,6 @@ def render_charts(data: MartData, found: Findings) -> dict[str, tuple[str, bytes
     return charts
 
 
-def _data_uri(png: bytes) -> str:
-    return "data:image/png;base64," + base64.b64encode(png).decode()
-
-
 def _subtitle(header: dict[str, str], found: Findings) -> str:
     engine = "DuckDB" if header["target"] == "dev" else "Athena"
     return (
@@ -211,7 +207,7 @@ def render_markdown(
     parts = [f"# {TITLE}", f"_{_subtitle(header, found)}_", "## Findings"]
     parts += [_markdown_list(findings_sentences(found)), "## Caveats", _markdown_list(caveat_sentences(found))]
     parts += [revisions] if revisions else []
-    parts += ["## Charts"] + [f"![{alt}]({_data_uri(png)})" for alt, png in charts.values()]
+    parts += ["## Charts"] + [f"![{alt}]({png_data_uri(png)})" for alt, png in charts.values()]
     return "\n\n".join(parts) + "\n"
 
 

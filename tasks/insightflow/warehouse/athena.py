@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from blocks import names
 from tasks.core.config import DBT_DIR
 
 if TYPE_CHECKING:
@@ -20,8 +21,6 @@ if TYPE_CHECKING:
     from blocks.athena import AthenaTarget
 
 PROFILES_PATH = DBT_DIR / "insightflow" / "profiles.yml"
-ATHENA_BLOCK = "insightflow-athena"
-CREDENTIALS_BLOCK = "insightflow-aws"
 
 # The names dbt reads on Athena, matched to profiles.yml (prod target) and the staging sources'
 # `schema:`; tests/tasks/insightflow/warehouse/test_athena.py checks both files. The region reaches dbt as AWS_DEFAULT_REGION.
@@ -79,7 +78,9 @@ def dbt_prod_env(target: AthenaTarget, credentials: AwsCredentials) -> dict[str,
     return env
 
 
-def load_dbt_prod_env(athena_block: str = ATHENA_BLOCK, credentials_block: str = CREDENTIALS_BLOCK) -> dict[str, str]:
+def load_dbt_prod_env(
+    athena_block: str = names.ATHENA, credentials_block: str = names.AWS_CREDENTIALS
+) -> dict[str, str]:
     """``dbt_prod_env`` from the blocks saved under these names."""
     from prefect_aws import AwsCredentials
 
@@ -111,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(prog="python -m tasks.insightflow.warehouse.athena", description="Query Athena.")
     parser.add_argument("sql", help="one Trino (Athena engine v3) statement")
-    parser.add_argument("--athena-block", default=ATHENA_BLOCK)
-    parser.add_argument("--credentials-block", default=CREDENTIALS_BLOCK)
+    parser.add_argument("--athena-block", default=names.ATHENA)
+    parser.add_argument("--credentials-block", default=names.AWS_CREDENTIALS)
     args = parser.parse_args(argv)
     try:
         rows = athena_query(args.athena_block, args.credentials_block, poll_interval_s=0.2)(args.sql)
@@ -120,11 +121,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"Athena: {exc}", file=sys.stderr)
         return 1
     if rows:
-        names = list(rows[0])
-        widths = [max(len(n), *(len(str(r[n])) for r in rows)) for n in names]
-        print("  ".join(n.ljust(w) for n, w in zip(names, widths, strict=True)))
+        columns = list(rows[0])
+        widths = [max(len(n), *(len(str(r[n])) for r in rows)) for n in columns]
+        print("  ".join(n.ljust(w) for n, w in zip(columns, widths, strict=True)))
         for row in rows:
-            print("  ".join(str(row[n]).ljust(w) for n, w in zip(names, widths, strict=True)))
+            print("  ".join(str(row[n]).ljust(w) for n, w in zip(columns, widths, strict=True)))
     print(f"({len(rows)} row{'s' if len(rows) != 1 else ''})")
     return 0
 

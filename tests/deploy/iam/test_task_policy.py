@@ -155,11 +155,13 @@ def test_the_task_user_runs_the_prod_path_twice_and_every_call_it_makes_is_allow
             with server.running():
                 state = insightflow(
                     target="prod",
-                    home=str(tmp_path),
-                    dosm_base_url=server.url(),
-                    datagovmy_base_url=server.url(),
                     datasets=["iowrt_3d", "msic"],  # one partitioned, one not: every kind of call, half the time
-                    run_dbt=False,
+                    settings={
+                        "home": str(tmp_path),
+                        "dosm_base_url": server.url(),
+                        "datagovmy_base_url": server.url(),
+                        "run_dbt": False,
+                    },
                     return_state=True,
                 )
             assert state.is_completed(), state.message

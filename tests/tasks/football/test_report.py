@@ -47,7 +47,7 @@ def football_run(prefect_server, tmp_path_factory):
     from flows.football import football
 
     home = tmp_path_factory.mktemp("football")
-    summary = football(competitions=COMPETITIONS, sample=True, home=str(home))
+    summary = football(competitions=COMPETITIONS, settings={"sample": True, "home": str(home)})
     return home, summary, artifacts("football-standings")[0]["data"]
 
 
@@ -103,7 +103,7 @@ def test_an_unchanged_tick_republishes_the_last_table_without_rebuilding(footbal
     from flows.football import football
 
     home, first, markdown = football_run
-    summary = football(competitions=COMPETITIONS, sample=True, home=str(home))
+    summary = football(competitions=COMPETITIONS, settings={"sample": True, "home": str(home)})
     assert summary["snapshots"] == [] and summary["loaded"] is None and summary["dbt"] is None
     republished = artifacts("football-standings")[0]["data"]
     assert republished.startswith("_Confirmed unchanged at ")

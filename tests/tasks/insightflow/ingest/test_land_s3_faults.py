@@ -85,10 +85,12 @@ def test_a_persistent_fault_mid_relanding_fails_the_run_and_the_next_run_repairs
             return insightflow(
                 datasets=["iowrt"],
                 target="prod",
-                home=str(tmp_path),
-                dosm_base_url=server.url(),
-                datagovmy_base_url=server.url(),
-                run_dbt=False,
+                settings={
+                    "home": str(tmp_path),
+                    "dosm_base_url": server.url(),
+                    "datagovmy_base_url": server.url(),
+                    "run_dbt": False,
+                },
                 return_state=True,
             )
 

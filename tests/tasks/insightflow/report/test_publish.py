@@ -113,7 +113,7 @@ def run(tmp_path_factory):
     from flows.insightflow import insightflow
 
     home = tmp_path_factory.mktemp("home")
-    state = insightflow(sample=True, home=str(home), dbt_node_tasks=False, return_state=True)
+    state = insightflow(settings={"sample": True, "home": str(home), "dbt_node_tasks": False}, return_state=True)
     assert state.is_completed(), state.message
     return home, state.result(), artifacts("insightflow-report")[0]["data"]
 
@@ -196,7 +196,7 @@ def test_unchanged_rerun_republishes_the_same_report_within_a_second(run):
 
     home, _, first_markdown = run
     before = sorted((home / "lake/reports/insightflow").glob("*.html"))
-    state = insightflow(sample=True, home=str(home), dbt_node_tasks=False, return_state=True)
+    state = insightflow(settings={"sample": True, "home": str(home), "dbt_node_tasks": False}, return_state=True)
     assert state.is_completed(), state.message
     assert state.result()["dbt"] == "skipped"
     republished = artifacts("insightflow-report")[0]["data"]
