@@ -107,8 +107,22 @@ def stored_blocks() -> dict:
         }
 
 
+def delete_stored_blocks() -> None:
+    """Start from no aws blocks: other tests on the session's server (in this worker) may have saved them."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        for slug, name in ALL_BLOCKS:
+            try:
+                client.delete_block_document(client.read_block_document_by_name(name, slug).id)
+            except ObjectNotFound:
+                pass
+
+
 def test_register_twice_leaves_the_same_blocks_and_prints_no_secret(prefect_server, aws_env, make_bucket):
     make_bucket("insightflow-lake")
+    delete_stored_blocks()
     env = {**os.environ, **BUCKETS, "AWS_SESSION_TOKEN": SESSION_TOKEN, "INSIGHTFLOW_LAKE_PREFIX": "lake"}
 
     first = register(env)

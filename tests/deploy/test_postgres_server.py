@@ -106,9 +106,13 @@ def test_both_flows_and_one_failure_alert_on_postgresql(pg_server, webhook_recei
         server,
         "insightflow/insightflow-daily",
         datasets=["fuelprice"],
-        run_dbt=False,
-        home=str(tmp_path / "failing-home"),
-        sample_faults={"fuelprice": "html"},
+        # A run's settings replace the served deployment's whole (docs/deploy.md), so sample is repeated.
+        settings={
+            "sample": True,
+            "run_dbt": False,
+            "home": str(tmp_path / "failing-home"),
+            "sample_faults": {"fuelprice": "html"},
+        },
     )
     (run,) = wait_for_terminal(server, [run_id], timeout=300)
     assert run.state.type.value == "FAILED", run.state

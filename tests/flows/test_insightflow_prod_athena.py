@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import os
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import duckdb
@@ -88,26 +89,32 @@ def _normal(value):
     return value
 
 
-def _same_rows(athena: list[dict], dev: list[dict], name: str) -> None:
+# When this lake first saw a version: each side's own landing clock, so equal only to the window both
+# sides' runs fall in (under load the dev run lands minutes after the prod run).
+RUN_CLOCK_COLUMNS = {"first_seen_at"}
+
+
+def _same_rows(athena: list[dict], dev: list[dict], name: str, clock: tuple | None = None) -> None:
     assert athena and dev, f"{name}: empty ({len(athena)} on Athena, {len(dev)} on DuckDB)"
     assert set(athena[0]) == set(dev[0]), f"{name}: columns differ: {sorted(set(athena[0]) ^ set(dev[0]))}"
     columns = sorted(dev[0])
 
-    def key(row):
-        return tuple((v is None, str(v)) for v in (_normal(row[c]) for c in columns))
+    def order(row: list) -> tuple:
+        # rows pair up by their data, not by a landing clock that differs between the two sides
+        return tuple((v is None, str(v)) for c, v in zip(columns, row, strict=True) if c not in RUN_CLOCK_COLUMNS)
 
-    left = sorted(
-        ([_normal(r[c]) for c in columns] for r in athena), key=lambda r: tuple((v is None, str(v)) for v in r)
-    )
-    right = sorted(([_normal(r[c]) for c in columns] for r in dev), key=lambda r: tuple((v is None, str(v)) for v in r))
+    left = sorted(([_normal(r[c]) for c in columns] for r in athena), key=order)
+    right = sorted(([_normal(r[c]) for c in columns] for r in dev), key=order)
     assert len(left) == len(right), f"{name}: {len(left)} rows on Athena, {len(right)} on DuckDB"
     for a, d in zip(left, right, strict=True):
         for column, x, y in zip(columns, a, d, strict=True):
-            if isinstance(x, float) and isinstance(y, float):
+            if column in RUN_CLOCK_COLUMNS and clock is not None and x != y:
+                for value in (x, y):
+                    assert clock[0] <= value <= clock[1], f"{name}.{column}: {value} outside the runs {clock}"
+            elif isinstance(x, float) and isinstance(y, float):
                 assert math.isclose(x, y, rel_tol=1e-9, abs_tol=1e-6), f"{name}.{column}: {x} != {y}"
             else:
                 assert x == y, f"{name}.{column}: {x!r} (Athena) != {y!r} (DuckDB)\n{a}\n{d}"
-    del key
 
 
 # Two prod runs (181 dbt nodes each, one Athena query per node) and two dev runs: ~8 min on an idle
@@ -117,6 +124,7 @@ def test_prod_flow_builds_marts_on_athena_equal_to_dev_twice(standin_blocks, aws
     from flows.insightflow import insightflow
 
     athena = aws_standin.athena
+    started = datetime.now(UTC).replace(tzinfo=None) - timedelta(seconds=1)
     for release in (0, 1):
         # the dev side sees the same releases in the same order (the revision marts keep every vintage)
         dev_home = tmp_path / "dev"
@@ -133,8 +141,9 @@ def test_prod_flow_builds_marts_on_athena_equal_to_dev_twice(standin_blocks, aws
             target="dev", settings={"sample": True, "sample_release": release, "home": str(dev_home)}, return_state=True
         )
         assert dev.is_completed(), dev.message
+        clock = (started, datetime.now(UTC).replace(tzinfo=None) + timedelta(seconds=1))
         for mart in MARTS:
-            _same_rows(_athena_mart(standin_blocks, mart), _dev_mart(dev_home / "warehouse.duckdb", mart), mart)
+            _same_rows(_athena_mart(standin_blocks, mart), _dev_mart(dev_home / "warehouse.duckdb", mart), mart, clock)
     assert not athena.unanswered, dict(athena.unanswered)
     failed = [q["execution"] for q in athena.queries.values() if q["execution"]["Status"]["State"] != "SUCCEEDED"]
     assert not failed, [(f["Query"][:200], f["Status"].get("StateChangeReason")) for f in failed]

@@ -174,10 +174,12 @@ def _cold_prod_run(proxy_url: str, home: str, **params):
     with server.running():
         return insightflow(
             target="prod",
-            home=home,
-            dosm_base_url=server.url(),
-            datagovmy_base_url=server.url(),
-            run_dbt=False,
+            settings={
+                "home": str(home),
+                "dosm_base_url": server.url(),
+                "datagovmy_base_url": server.url(),
+                "run_dbt": False,
+            },
             return_state=True,
             **params,
         )
