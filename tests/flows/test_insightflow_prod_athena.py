@@ -91,7 +91,16 @@ def _normal(value):
 
 # When this lake first saw a version: each side's own landing clock, so equal only to the window both
 # sides' runs fall in (under load the dev run lands minutes after the prod run).
-RUN_CLOCK_COLUMNS = {"first_seen_at"}
+# (seen_at, first_seen_at, latest_seen_at, version_seen_at, last_revised_seen_at, superseded_at in the
+# revisions and vintages marts).
+RUN_CLOCK_COLUMNS = {
+    "seen_at",
+    "first_seen_at",
+    "latest_seen_at",
+    "version_seen_at",
+    "last_revised_seen_at",
+    "superseded_at",
+}
 
 
 def _same_rows(athena: list[dict], dev: list[dict], name: str, clock: tuple | None = None) -> None:
