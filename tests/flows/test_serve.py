@@ -108,22 +108,36 @@ def test_without_an_api_url_it_says_a_server_is_needed_in_one_line(tmp_path):
 
 
 def wait_for_deployments(server, serve, timeout: float) -> dict:
+    """The deployments as *this* serve process registered them: upserted after it started, schedules active.
+
+    The session's server outlives each test, so a deployment can already exist, paused by an earlier
+    serve's clean stop (tests/flows/test_serve.py) or left by a killed one; existing alone proves nothing.
+    Every upsert stamps ``updated`` (prefect.server.models.deployments), and serve resumes the schedules.
+    """
     from prefect.exceptions import ObjectNotFound
 
+    started = serve.started_at - timedelta(seconds=1)  # Processes.start stamps it; the server shares this clock
+    name = next(n for n, p in server.processes.procs if p is serve)
     deadline = time.monotonic() + timeout
+    seen: dict = {}
     with client_for(server) as client:
         while True:
             if serve.poll() is not None:
                 raise AssertionError(
-                    f"flows.serve exited ({serve.returncode}):\n{server.processes.log('serve')[-4000:]}"
+                    f"flows.serve exited ({serve.returncode}):\n{server.processes.log(name)[-4000:]}"
                 )
             try:
-                return {n: client.read_deployment_by_name(f"{f}/{n}") for n, f in DEPLOYMENTS.items()}
+                seen = {n: client.read_deployment_by_name(f"{f}/{n}") for n, f in DEPLOYMENTS.items()}
             except ObjectNotFound:
                 pass
+            else:
+                if all(d.updated >= started and d.paused is False for d in seen.values()):
+                    return seen
             if time.monotonic() > deadline:
+                states = {n: (d.updated, d.paused) for n, d in seen.items()}
                 raise AssertionError(
-                    f"deployments not served within {timeout} s:\n{server.processes.log('serve')[-4000:]}"
+                    f"deployments not served within {timeout} s (updated, paused: {states}):\n"
+                    f"{server.processes.log(name)[-4000:]}"
                 )
             time.sleep(0.5)
 

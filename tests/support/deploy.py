@@ -19,6 +19,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
@@ -199,8 +200,10 @@ class Processes:
 
     def start(self, name: str, args: list[str], env: dict[str, str], cwd: Path = REPO_ROOT) -> subprocess.Popen:
         log = open(self.log_dir / f"{name}.log", "ab")
+        started_at = datetime.now(UTC)
         proc = subprocess.Popen(args, env=env, cwd=cwd, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
+        proc.started_at = started_at  # what a server-side timestamp is compared with (same host clock)
         self.procs.append((name, proc))
         return proc
 
