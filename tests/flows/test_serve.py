@@ -123,9 +123,7 @@ def wait_for_deployments(server, serve, timeout: float) -> dict:
     with client_for(server) as client:
         while True:
             if serve.poll() is not None:
-                raise AssertionError(
-                    f"flows.serve exited ({serve.returncode}):\n{server.processes.log(name)[-4000:]}"
-                )
+                raise AssertionError(f"flows.serve exited ({serve.returncode}):\n{server.processes.log(name)[-4000:]}")
             try:
                 seen = {n: client.read_deployment_by_name(f"{f}/{n}") for n, f in DEPLOYMENTS.items()}
             except ObjectNotFound:
