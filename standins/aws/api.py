@@ -16,9 +16,12 @@ import uuid
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
+from botocore.exceptions import ClientError
+
 from standins.aws import engine, results
+from standins.aws.caller import Caller
 from standins.aws.catalog import Catalog
-from standins.aws.errors import USER, AthenaQueryError
+from standins.aws.errors import SYSTEM, USER, AthenaQueryError
 
 ENGINE_VERSION = {"SelectedEngineVersion": "AUTO", "EffectiveEngineVersion": "Athena engine version 3"}
 # Athena's numeric AthenaError.ErrorType for the errors the engine raises (1000 = user error, generic).
@@ -31,6 +34,18 @@ _ERROR_TYPES = {
     "HIVE_BAD_DATA": 1300,
     "INVALID_CAST_ARGUMENT": 1101,
 }
+
+
+def _client_error(exc: ClientError, catalog: Catalog | None) -> tuple[str, int]:
+    """(StateChangeReason, ErrorCategory) for an S3 or Glue call Athena made as the caller and was refused."""
+    error = exc.response.get("Error", {})
+    message = error.get("Message") or str(exc)
+    if "AccessDenied" not in error.get("Code", ""):
+        return f"HIVE_UNKNOWN_ERROR: {exc.operation_name}: {message}", SYSTEM
+    if catalog is not None and catalog.last_s3 and catalog.last_s3[0] == exc.operation_name:
+        operation, path = catalog.last_s3
+        return f"PERMISSION_DENIED: Permission denied on S3 path: {path} ({operation}: {message})", USER
+    return f"PERMISSION_DENIED: Insufficient permissions to execute the query. {message}", USER
 
 
 class ApiError(Exception):
@@ -55,13 +70,13 @@ class Athena:
         self.log_path = os.environ.get("STANDIN_ATHENA_QUERY_LOG")
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="athena-query")
 
-    def handle(self, action: str, body: dict, region: str) -> dict:
+    def handle(self, action: str, body: dict, caller: Caller) -> dict:
         self.calls[action] += 1
         method = getattr(self, f"_{action}", None)
         if method is None:
             self.unanswered[action] += 1
             raise ApiError("UnknownOperationException", f"the Athena stand-in does not answer {action}")
-        return method(body, region)
+        return method(body, caller)
 
     def reset(self) -> None:
         with self._lock:
@@ -70,6 +85,11 @@ class Athena:
             self.queries.clear()
             self.work_groups = {"primary": {"Name": "primary", "State": "ENABLED", "Configuration": {}}}
 
+    def work_group_of(self, body: dict) -> str:
+        """The work group a request acts in (IAM authorizes Athena actions on it): named, or its query's."""
+        query = self.queries.get(body.get("QueryExecutionId", ""))
+        return body.get("WorkGroup") or (query and query["execution"]["WorkGroup"]) or "primary"
+
     # --- work groups and catalogs ---------------------------------------------------------------
     def _work_group(self, name: str) -> dict:
         group = self.work_groups.get(name or "primary")
@@ -77,7 +97,7 @@ class Athena:
             raise ApiError("InvalidRequestException", f"WorkGroup {name} is not found.")
         return group
 
-    def _GetWorkGroup(self, body: dict, region: str) -> dict:
+    def _GetWorkGroup(self, body: dict, caller: Caller) -> dict:
         group = self._work_group(body["WorkGroup"])
         config = {
             "EnforceWorkGroupConfiguration": False,
@@ -88,7 +108,7 @@ class Athena:
         }
         return {"WorkGroup": {**group, "Configuration": config, "CreationTime": time.time()}}
 
-    def _CreateWorkGroup(self, body: dict, region: str) -> dict:
+    def _CreateWorkGroup(self, body: dict, caller: Caller) -> dict:
         if body["Name"] in self.work_groups:
             raise ApiError("InvalidRequestException", "WorkGroup is already created")
         self.work_groups[body["Name"]] = {
@@ -99,28 +119,28 @@ class Athena:
         }
         return {}
 
-    def _ListWorkGroups(self, body: dict, region: str) -> dict:
+    def _ListWorkGroups(self, body: dict, caller: Caller) -> dict:
         return {
             "WorkGroups": [
                 {"Name": n, "State": g["State"], "EngineVersion": ENGINE_VERSION} for n, g in self.work_groups.items()
             ]
         }
 
-    def _ListDataCatalogs(self, body: dict, region: str) -> dict:
+    def _ListDataCatalogs(self, body: dict, caller: Caller) -> dict:
         return {"DataCatalogsSummary": [{"CatalogName": "AwsDataCatalog", "Type": "GLUE"}]}
 
-    def _GetDataCatalog(self, body: dict, region: str) -> dict:
+    def _GetDataCatalog(self, body: dict, caller: Caller) -> dict:
         if body["Name"].lower() != engine.CATALOG:
             raise ApiError("InvalidRequestException", f"Catalog {body['Name']} was not found")
         return {"DataCatalog": {"Name": "AwsDataCatalog", "Type": "GLUE", "Parameters": {"catalog-id": "123456789012"}}}
 
-    def _ListDatabases(self, body: dict, region: str) -> dict:
-        glue = Catalog(self.endpoint, region).glue
+    def _ListDatabases(self, body: dict, caller: Caller) -> dict:
+        glue = Catalog(self.endpoint, caller).glue
         names = [d["Name"] for page in glue.get_paginator("get_databases").paginate() for d in page["DatabaseList"]]
         return {"DatabaseList": [{"Name": n} for n in names]}
 
-    def _GetDatabase(self, body: dict, region: str) -> dict:
-        catalog = Catalog(self.endpoint, region)
+    def _GetDatabase(self, body: dict, caller: Caller) -> dict:
+        catalog = Catalog(self.endpoint, caller)
         if not catalog.database_exists(body["DatabaseName"]):
             raise ApiError("MetadataException", f"Database {body['DatabaseName']} not found.")
         return {"Database": {"Name": body["DatabaseName"].lower()}}
@@ -135,19 +155,19 @@ class Athena:
             "Parameters": table.get("Parameters", {}),
         }
 
-    def _GetTableMetadata(self, body: dict, region: str) -> dict:
-        table = Catalog(self.endpoint, region).get_table(body["DatabaseName"], body["TableName"])
+    def _GetTableMetadata(self, body: dict, caller: Caller) -> dict:
+        table = Catalog(self.endpoint, caller).get_table(body["DatabaseName"], body["TableName"])
         if table is None:
             raise ApiError("MetadataException", f"Table {body['TableName']} not found.")
         return {"TableMetadata": self._table_metadata(table)}
 
-    def _ListTableMetadata(self, body: dict, region: str) -> dict:
-        glue = Catalog(self.endpoint, region).glue
+    def _ListTableMetadata(self, body: dict, caller: Caller) -> dict:
+        glue = Catalog(self.endpoint, caller).glue
         pages = glue.get_paginator("get_tables").paginate(DatabaseName=body["DatabaseName"].lower())
         return {"TableMetadataList": [self._table_metadata(t) for page in pages for t in page["TableList"]]}
 
     # --- queries ---------------------------------------------------------------------------------
-    def _StartQueryExecution(self, body: dict, region: str) -> dict:
+    def _StartQueryExecution(self, body: dict, caller: Caller) -> dict:
         group = self._work_group(body.get("WorkGroup", "primary"))
         output = (body.get("ResultConfiguration") or {}).get("OutputLocation") or (
             group["Configuration"].get("ResultConfiguration") or {}
@@ -173,18 +193,19 @@ class Athena:
         }
         with self._lock:
             self.queries[query_id] = {"execution": record, "rows": None, "labels": None, "update_count": None}
-        self._pool.submit(self._run, query_id, body["QueryString"], context.get("Database", "default"), output, region)
+        self._pool.submit(self._run, query_id, body["QueryString"], context.get("Database", "default"), output, caller)
         return {"QueryExecutionId": query_id}
 
-    def _run(self, query_id: str, sql: str, database: str, output: str, region: str) -> None:
+    def _run(self, query_id: str, sql: str, database: str, output: str, caller: Caller) -> None:
         entry = self.queries[query_id]
         record = entry["execution"]
         if record["Status"]["State"] == "CANCELLED":
             return
         record["Status"]["State"] = "RUNNING"
         started = time.monotonic()
+        catalog = None
         try:
-            catalog = Catalog(self.endpoint, region)
+            catalog = Catalog(self.endpoint, caller)
             outcome = engine.execute(sql, database, catalog, query_id)
             location = results.write_output(catalog.s3, output, query_id, outcome.rows, outcome.statement_type)
             record["ResultConfiguration"]["OutputLocation"] = location
@@ -206,6 +227,11 @@ class Athena:
                 "Retryable": False,
                 "ErrorMessage": str(exc),
             }
+        except ClientError as exc:
+            # What Athena did as the caller was refused: Athena names the permission and the path.
+            reason, category = _client_error(exc, catalog)
+            state = "FAILED"
+            error = {"ErrorCategory": category, "ErrorType": 1000, "Retryable": False, "ErrorMessage": reason}
         except Exception as exc:  # a stand-in bug still reaches the client as Athena would report an internal error
             state, reason = "FAILED", f"GENERIC_INTERNAL_ERROR: {type(exc).__name__}: {exc}"
             error = {"ErrorCategory": 1, "ErrorType": 401, "Retryable": False, "ErrorMessage": reason}
@@ -237,10 +263,10 @@ class Athena:
             raise ApiError("InvalidRequestException", f"QueryExecution {query_id} was not found")
         return entry
 
-    def _GetQueryExecution(self, body: dict, region: str) -> dict:
+    def _GetQueryExecution(self, body: dict, caller: Caller) -> dict:
         return {"QueryExecution": self._entry(body["QueryExecutionId"])["execution"]}
 
-    def _BatchGetQueryExecution(self, body: dict, region: str) -> dict:
+    def _BatchGetQueryExecution(self, body: dict, caller: Caller) -> dict:
         found = [self.queries[i]["execution"] for i in body["QueryExecutionIds"] if i in self.queries]
         missing = [
             {"QueryExecutionId": i, "ErrorMessage": "not found"}
@@ -249,7 +275,7 @@ class Athena:
         ]
         return {"QueryExecutions": found, "UnprocessedQueryExecutionIds": missing}
 
-    def _ListQueryExecutions(self, body: dict, region: str) -> dict:
+    def _ListQueryExecutions(self, body: dict, caller: Caller) -> dict:
         group = body.get("WorkGroup")
         ids = [i for i, e in self.queries.items() if group is None or e["execution"]["WorkGroup"] == group]
         start = int(body.get("NextToken") or 0)
@@ -260,7 +286,7 @@ class Athena:
             out["NextToken"] = str(start + size)
         return out
 
-    def _StopQueryExecution(self, body: dict, region: str) -> dict:
+    def _StopQueryExecution(self, body: dict, caller: Caller) -> dict:
         record = self._entry(body["QueryExecutionId"])["execution"]
         if record["Status"]["State"] in {"QUEUED", "RUNNING"}:
             record["Status"] = {
@@ -271,7 +297,7 @@ class Athena:
             }
         return {}
 
-    def _GetQueryResults(self, body: dict, region: str) -> dict:
+    def _GetQueryResults(self, body: dict, caller: Caller) -> dict:
         entry = self._entry(body["QueryExecutionId"])
         state = entry["execution"]["Status"]["State"]
         if state in {"QUEUED", "RUNNING"}:
@@ -287,7 +313,7 @@ class Athena:
             out["NextToken"] = token
         return out
 
-    def _GetQueryRuntimeStatistics(self, body: dict, region: str) -> dict:
+    def _GetQueryRuntimeStatistics(self, body: dict, caller: Caller) -> dict:
         stats = self._entry(body["QueryExecutionId"])["execution"]["Statistics"]
         return {
             "QueryRuntimeStatistics": {

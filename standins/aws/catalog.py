@@ -21,6 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from botocore.config import Config
 
+from standins.aws.caller import Caller
 from standins.aws.errors import AthenaQueryError
 from standins.aws.types import arrow_to_glue, athena_result_type, compatible, glue_to_arrow
 
@@ -49,18 +50,19 @@ class Scan:
 class Catalog:
     """Glue + S3 for one query, through the endpoint the stand-in forwards to moto."""
 
-    def __init__(self, endpoint: str, region: str) -> None:
+    def __init__(self, endpoint: str, caller: Caller) -> None:
         config = Config(retries={"max_attempts": 2, "mode": "standard"})
-        kw = {
-            "endpoint_url": endpoint,
-            "region_name": region,
-            "config": config,
-            "aws_access_key_id": "standin",
-            "aws_secret_access_key": "standin",
-        }
+        # Athena reads and writes S3 and Glue as the caller (standins/aws/caller.py)
+        kw = {"endpoint_url": endpoint, "region_name": caller.region, "config": config, **caller.client_kwargs()}
         self.glue = boto3.client("glue", **kw)
         self.s3 = boto3.client("s3", **kw)
-        self.region = region
+        self.region = caller.region
+        # (operation, s3:// path) of the latest S3 call: a refused one is named in the query's error
+        self.last_s3: tuple[str, str] | None = None
+        self.s3.meta.events.register("provide-client-params.s3", self._remember_s3)
+
+    def _remember_s3(self, params: dict, model, **_) -> None:
+        self.last_s3 = (model.name, f"s3://{params.get('Bucket')}/{params.get('Key') or params.get('Prefix') or ''}")
 
     # --- reading -------------------------------------------------------------------------------
     def get_table(self, database: str, name: str) -> dict | None:

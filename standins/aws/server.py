@@ -10,15 +10,13 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import threading
 
 from werkzeug.serving import make_server
 from werkzeug.wrappers import Request, Response
 
 from standins.aws.api import ApiError, Athena
-
-_REGION = re.compile(r"Credential=[^/]+/\d{8}/([a-z0-9-]+)/")
+from standins.aws.caller import NotAuthorized, authorize, caller_of
 
 
 class AthenaDispatcher:
@@ -37,11 +35,20 @@ class AthenaDispatcher:
         return self.moto_app(environ, start_response)
 
     def _athena(self, request: Request, action: str) -> Response:
-        match = _REGION.search(request.headers.get("Authorization", ""))
-        region = match.group(1) if match else "us-east-1"
+        caller = caller_of(request.headers.get("Authorization", ""))
         try:
             body = json.loads(request.get_data() or b"{}")
-            payload, status = self.athena.handle(action, body, region), 200
+            authorize(
+                request.method,
+                request.path,
+                request.get_data(),
+                dict(request.headers),
+                action,
+                self.athena.work_group_of(body),
+            )
+            payload, status = self.athena.handle(action, body, caller), 200
+        except NotAuthorized as exc:
+            payload, status = {"__type": exc.code, "Message": exc.message}, 400
         except ApiError as exc:
             payload, status = {"__type": exc.code, "Message": exc.message}, 400
         except KeyError as exc:

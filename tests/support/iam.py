@@ -67,6 +67,17 @@ def renderer():
     return module
 
 
+def unmapped(calls: list[Call]) -> list[str]:
+    """The distinct calls ``needs`` has no IAM mapping for (``service:Operation``), to name them all at once."""
+    missing = set()
+    for call in calls:
+        try:
+            needs(call, "primary")
+        except AssertionError:
+            missing.add(f"{call.service}:{call.operation}")
+    return sorted(missing)
+
+
 def needs(call: Call, work_group: str) -> list[tuple[str, str]]:
     """The (IAM action, resource ARN) pairs AWS authorises ``call`` against; raises for an unmapped call."""
     if call.service == "s3":
@@ -91,6 +102,8 @@ def needs(call: Call, work_group: str) -> list[tuple[str, str]]:
         if call.operation in ("StartCrawler", "GetCrawler"):
             arns = [f"{base}:crawler/{call.get('Name')}"]
         return [(f"glue:{call.operation}", arn) for arn in arns]
+    if call.service == "sts" and call.operation == "GetCallerIdentity":
+        return []  # needs no permission: IAM always allows it (dbt-athena asks for the account id)
     if call.service == "athena" and call.operation in _ATHENA:
         group = call.get("WorkGroup") or work_group
         return [(f"athena:{call.operation}", f"arn:aws:athena:{REGION}:{ACCOUNT}:workgroup/{group}")]
@@ -117,11 +130,16 @@ def actions(policy: dict) -> set[str]:
     return {a for s in policy["Statement"] for a in _as_list(s["Action"])}
 
 
-def for_moto(policy: dict) -> dict:
+MOTO_WIDENS = ("glue:", "athena:")
+# The Athena stand-in (standins/aws) checks Athena's actions on the work group's real ARN: only Glue is widened.
+STANDIN_WIDENS = ("glue:",)
+
+
+def for_moto(policy: dict, widen: tuple[str, ...] = MOTO_WIDENS) -> dict:
     """The same statements with Glue/Athena resources widened to ``*``, the only resource moto matches them against."""
     statements = []
     for s in policy["Statement"]:
-        if any(a.startswith(("glue:", "athena:")) for a in _as_list(s["Action"])):
+        if any(a.startswith(widen) for a in _as_list(s["Action"])):
             s = {**s, "Resource": "*"}
         statements.append(s)
     return {**policy, "Statement": statements}
@@ -170,18 +188,25 @@ def recording() -> Iterator[list[Call]]:
 
 
 @contextmanager
-def enforcing_moto(cloudformation_outputs: bool = False) -> Iterator[str]:
+def enforcing_moto(cloudformation_outputs: bool = False, athena: bool = False) -> Iterator[str]:
     """A moto server in its own process (enforcement is global to a server), auth off until ``enforce``.
 
     ``cloudformation_outputs``: start tests/support/moto_cfn_server.py, which refreshes a stack's outputs
-    after ExecuteChangeSet (moto 5.2.5 does not).
+    after ExecuteChangeSet (moto 5.2.5 does not). ``athena``: start the Athena stand-in (standins/aws),
+    moto with Athena answered over DuckDB, acting with each caller's own permissions.
     """
     port = free_port()
-    server = [str(Path(__file__).with_name("moto_cfn_server.py"))] if cloudformation_outputs else ["-m", "moto.server"]
+    if athena:
+        command = ["-m", "standins.aws", "--port", str(port)]
+    elif cloudformation_outputs:
+        command = [str(Path(__file__).with_name("moto_cfn_server.py")), "-H", "127.0.0.1", "-p", str(port)]
+    else:
+        command = ["-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
     process = subprocess.Popen(
-        [sys.executable, *server, "-H", "127.0.0.1", "-p", str(port)],
+        [sys.executable, *command],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
+        cwd=Path(__file__).resolve().parents[2],
     )
     url = f"http://127.0.0.1:{port}"
     try:

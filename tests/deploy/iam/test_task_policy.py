@@ -39,7 +39,8 @@ VALUES = RENDER.resolve(
     {},
 )
 POLICY = RENDER.render("task", VALUES)
-# In the policy for what AWS does on the caller's behalf or code moto cannot run; each with its reason.
+# In the policy for what AWS does on the caller's behalf or code moto cannot run; each with its reason. The ones
+# dbt-athena and PyAthena call are made, and checked, in test_task_policy_athena.py (dbt on the Athena stand-in).
 NOT_EXERCISED_ON_MOTO = {
     "s3:GetBucketLocation": "Athena checks the lake's and the results bucket's region",
     "s3:AbortMultipartUpload": "boto3 aborts a multipart upload (objects > 8 MB) that failed",
@@ -64,31 +65,41 @@ def _client(url: str, service: str, keys: tuple[str, str]):
     )
 
 
+def task_user_server(
+    url: str, buckets: list[str], widen: tuple[str, ...] = iam.MOTO_WIDENS
+) -> tuple[str, tuple[str, str], tuple[str, str]]:
+    """On a fresh enforcing server: the buckets, an admin and the task user; then enforcement on.
+
+    Returns (url, admin keys, task keys).
+    """
+    setup = ("AKIASETUP", "setup")
+    s3, users = _client(url, "s3", setup), _client(url, "iam", setup)
+    for bucket in buckets:
+        s3.create_bucket(Bucket=bucket)
+    keys = {}
+    for user, policy in [
+        ("admin", {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
+        ("insightflow-task", iam.for_moto(POLICY, widen)),
+    ]:
+        users.create_user(UserName=user)
+        users.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
+        key = users.create_access_key(UserName=user)["AccessKey"]
+        keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
+    iam.enforce(url)
+    return url, keys["admin"], keys["insightflow-task"]
+
+
 @pytest.fixture(scope="module")
 def moto_iam():
     """An enforcing moto: the buckets, an admin user for setup, the task user; yields (url, admin keys, task keys)."""
     with iam.enforcing_moto() as url:
-        setup = ("AKIASETUP", "setup")
-        s3, users = _client(url, "s3", setup), _client(url, "iam", setup)
-        for bucket in (LAKE, RESULTS, OTHER):
-            s3.create_bucket(Bucket=bucket)
-        keys = {}
-        for user, policy in [
-            ("admin", {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}),
-            ("insightflow-task", iam.for_moto(POLICY)),
-        ]:
-            users.create_user(UserName=user)
-            users.put_user_policy(UserName=user, PolicyName="p", PolicyDocument=json.dumps(policy))
-            key = users.create_access_key(UserName=user)["AccessKey"]
-            keys[user] = (key["AccessKeyId"], key["SecretAccessKey"])
-        iam.enforce(url)
-        yield url, keys["admin"], keys["insightflow-task"]
+        yield task_user_server(url, [LAKE, RESULTS, OTHER])
 
 
-def _use_policy(moto_iam, policy: dict) -> None:
+def _use_policy(moto_iam, policy: dict, widen: tuple[str, ...] = iam.MOTO_WIDENS) -> None:
     url, admin, _ = moto_iam
     _client(url, "iam", admin).put_user_policy(
-        UserName="insightflow-task", PolicyName="p", PolicyDocument=json.dumps(iam.for_moto(policy))
+        UserName="insightflow-task", PolicyName="p", PolicyDocument=json.dumps(iam.for_moto(policy, widen))
     )
 
 
