@@ -67,3 +67,33 @@ def prefect_server():
 def pytest_sessionfinish(session, exitstatus):
     if os.environ.get("INSIGHTFLOW_KEEP_TEST_DIR") != "1":
         shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+# The longest test files, longest first (minutes each on 2 cores; every run prints the slowest tests).
+# With `-n 2 --dist loadfile` a file is one unit of work, handed out in collection order (addopts has
+# --no-loadscope-reorder: xdist's default order, by number of tests, put these one- to three-test files
+# last, where one ran alone for minutes at the end). Started first, the short files fill the other worker.
+LONGEST_FIRST = (
+    "tests/flows/test_insightflow_prod_athena.py",
+    "tests/deploy/iam/test_task_policy_athena.py",
+    "tests/automations/test_dead_runs.py",
+    "tests/deploy/test_postgres_server.py",
+    "tests/deploy/test_container.py",
+    "tests/flows/test_first_run.py",
+    "tests/automations/test_lateness_alerts.py",
+    "tests/automations/test_football_stale_alert.py",
+    "tests/flows/test_serve.py",
+    "tests/deploy/test_stack.py",
+    "tests/flows/test_football_prod.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Run the longest files first (the same order in every xdist worker, as xdist requires)."""
+    rank = {path: i for i, path in enumerate(LONGEST_FIRST)}
+    root = Path(config.rootpath)
+
+    def key(item) -> int:
+        return rank.get(Path(item.path).relative_to(root).as_posix(), len(rank))
+
+    items.sort(key=key)  # stable: the order within a file, and of every other file, is kept
