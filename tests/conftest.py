@@ -69,22 +69,29 @@ def pytest_sessionfinish(session, exitstatus):
         shutil.rmtree(_SESSION_DIR, ignore_errors=True)
 
 
-# The longest test files, longest first (minutes each on 2 cores; every run prints the slowest tests).
-# With `-n 2 --dist loadfile` a file is one unit of work, handed out in collection order (addopts has
-# --no-loadscope-reorder: xdist's default order, by number of tests, put these one- to three-test files
-# last, where one ran alone for minutes at the end). Started first, the short files fill the other worker.
+# The longest test files, longest first, by a CI run's durations on 2 cores (seconds, setup + calls; every
+# run prints its slowest tests). With `-n 2 --dist loadfile` a file is one unit of work, handed out in
+# collection order (addopts has --no-loadscope-reorder: xdist's default order, by number of tests, put
+# these one- to three-test files last, where one ran alone for minutes at the end). Started first, the
+# short files fill the other worker.
 LONGEST_FIRST = (
-    "tests/flows/test_insightflow_prod_athena.py",
-    "tests/deploy/iam/test_task_policy_athena.py",
-    "tests/automations/test_dead_runs.py",
-    "tests/deploy/test_postgres_server.py",
-    "tests/deploy/test_container.py",
-    "tests/flows/test_first_run.py",
-    "tests/automations/test_lateness_alerts.py",
-    "tests/automations/test_football_stale_alert.py",
-    "tests/flows/test_serve.py",
-    "tests/deploy/test_stack.py",
+    "tests/flows/test_insightflow_prod_athena.py",  # 443
+    "tests/deploy/test_prefect_yaml.py",  # ~400 over its tests
+    "tests/deploy/test_container.py",  # 374
+    "tests/deploy/iam/test_task_policy_athena.py",  # 340
+    "tests/automations/test_dead_runs.py",  # 245
+    "tests/flows/test_first_run.py",  # 178
+    "tests/flows/test_reports_browser.py",  # 152 to set up
+    "tests/tasks/core/test_aws_storms.py",  # ~140
+    "tests/tasks/insightflow/ingest/test_land_crash_safety.py",  # 135
+    "tests/deploy/test_postgres_server.py",  # 132
+    "tests/flows/test_serve.py",  # 103
+    "tests/automations/test_lateness_alerts.py",  # 82
+    "tests/flows/test_insightflow_revisions.py",
+    "tests/flows/test_insightflow_concurrency.py",
     "tests/flows/test_football_prod.py",
+    "tests/automations/test_football_stale_alert.py",
+    "tests/deploy/test_stack.py",
 )
 
 
