@@ -19,7 +19,7 @@ from concurrent.futures import ThreadPoolExecutor
 from botocore.exceptions import ClientError
 
 from standins.aws import engine, results
-from standins.aws.caller import Caller
+from standins.aws.caller import ACCOUNT, Caller
 from standins.aws.catalog import Catalog
 from standins.aws.errors import SYSTEM, USER, AthenaQueryError
 
@@ -132,7 +132,7 @@ class Athena:
     def _GetDataCatalog(self, body: dict, caller: Caller) -> dict:
         if body["Name"].lower() != engine.CATALOG:
             raise ApiError("InvalidRequestException", f"Catalog {body['Name']} was not found")
-        return {"DataCatalog": {"Name": "AwsDataCatalog", "Type": "GLUE", "Parameters": {"catalog-id": "123456789012"}}}
+        return {"DataCatalog": {"Name": "AwsDataCatalog", "Type": "GLUE", "Parameters": {"catalog-id": ACCOUNT}}}
 
     def _ListDatabases(self, body: dict, caller: Caller) -> dict:
         glue = Catalog(self.endpoint, caller).glue

@@ -18,9 +18,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-ACCOUNT = "123456789012"  # moto's default account
+from moto.core import DEFAULT_ACCOUNT_ID as ACCOUNT
+
 _CREDENTIAL = re.compile(r"Credential=([^/]+)/\d{8}/([a-z0-9-]+)/")
-_STANDIN_KEYS = ("standin", "standin", None)
 
 
 @dataclass(frozen=True)
@@ -28,8 +28,8 @@ class Caller:
     """A request's region and the keys the stand-in uses on its behalf."""
 
     region: str = "us-east-1"
-    access_key_id: str = _STANDIN_KEYS[0]
-    secret_access_key: str = _STANDIN_KEYS[1]
+    access_key_id: str = "standin"  # the stand-in's own keys, for a key moto does not know
+    secret_access_key: str = "standin"
     session_token: str | None = None
 
     def client_kwargs(self) -> dict:
@@ -53,11 +53,9 @@ def caller_of(authorization: str) -> Caller:
 
 def _secret_of(key_id: str) -> tuple[str | None, str | None]:
     """(secret, session token) of an IAM user's key or an assumed role's key in this process's moto."""
-    try:
-        from moto.iam.models import iam_backends
-        from moto.sts.models import sts_backends
-    except ImportError:  # moto not installed: nothing to look up
-        return None, None
+    from moto.iam.models import iam_backends
+    from moto.sts.models import sts_backends
+
     for user in iam_backends[ACCOUNT]["aws"].users.values():
         for key in user.access_keys:
             if key.access_key_id == key_id:
@@ -76,7 +74,7 @@ class NotAuthorized(Exception):
         self.code, self.message = code, message
 
 
-def authorize(method: str, path: str, body: bytes, headers: dict, action: str, work_group: str) -> None:
+def authorize(method: str, path: str, body: bytes, headers: dict, action: str, work_group: str, region: str) -> None:
     """Check ``athena:<action>`` on the work group as moto checks its own actions, when enforcement is on."""
     from moto import settings
     from moto.core.authorization import ActionAuthenticatorMixin
@@ -92,8 +90,6 @@ def authorize(method: str, path: str, body: bytes, headers: dict, action: str, w
             account_id=ACCOUNT, method=method, path=path, data={}, body=body, headers=headers, action=action
         )
         request.check_signature()
-        match = _CREDENTIAL.search(headers.get("Authorization", ""))
-        region = match.group(2) if match else "us-east-1"
         request.check_action_permitted(f"arn:aws:athena:{region}:{ACCOUNT}:workgroup/{work_group}")
     except HTTPException as exc:
         kind, message = getattr(exc, "error_type", ""), getattr(exc, "message", str(exc))

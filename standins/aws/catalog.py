@@ -21,7 +21,7 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 from botocore.config import Config
 
-from standins.aws.caller import Caller
+from standins.aws.caller import ACCOUNT, Caller
 from standins.aws.errors import AthenaQueryError
 from standins.aws.types import arrow_to_glue, athena_result_type, compatible, glue_to_arrow
 
@@ -81,10 +81,9 @@ class Catalog:
     def partitions(self, table: dict) -> list[dict]:
         """A table's Glue partitions: from moto's backend when in this process (no JSON round trip), else the API."""
         try:
-            from moto.core import DEFAULT_ACCOUNT_ID
             from moto.glue.models import glue_backends
 
-            backend = glue_backends[DEFAULT_ACCOUNT_ID][self.region]
+            backend = glue_backends[ACCOUNT][self.region]
             return [p.as_dict() for p in backend.get_partitions(table["DatabaseName"], table["Name"], "")]
         except ImportError:
             pass
@@ -294,10 +293,9 @@ def _moto_bucket(name: str):
     over the history tables take a minute on a loaded machine; moto's objects are the same bytes.
     """
     try:
-        from moto.core import DEFAULT_ACCOUNT_ID
         from moto.s3.models import s3_backends
 
-        return s3_backends[DEFAULT_ACCOUNT_ID]["aws"].buckets.get(name)
+        return s3_backends[ACCOUNT]["aws"].buckets.get(name)
     except Exception:  # moto not in this process, or its internals moved: fall back to the API
         return None
 

@@ -45,6 +45,7 @@ class AthenaDispatcher:
                 dict(request.headers),
                 action,
                 self.athena.work_group_of(body),
+                caller.region,
             )
             payload, status = self.athena.handle(action, body, caller), 200
         except NotAuthorized as exc:

@@ -103,7 +103,7 @@ RUN_CLOCK_COLUMNS = {
 }
 
 
-def _same_rows(athena: list[dict], dev: list[dict], name: str, clock: tuple | None = None) -> None:
+def _same_rows(athena: list[dict], dev: list[dict], name: str, clock: tuple) -> None:
     assert athena and dev, f"{name}: empty ({len(athena)} on Athena, {len(dev)} on DuckDB)"
     assert set(athena[0]) == set(dev[0]), f"{name}: columns differ: {sorted(set(athena[0]) ^ set(dev[0]))}"
     columns = sorted(dev[0])
@@ -117,7 +117,7 @@ def _same_rows(athena: list[dict], dev: list[dict], name: str, clock: tuple | No
     assert len(left) == len(right), f"{name}: {len(left)} rows on Athena, {len(right)} on DuckDB"
     for a, d in zip(left, right, strict=True):
         for column, x, y in zip(columns, a, d, strict=True):
-            if column in RUN_CLOCK_COLUMNS and clock is not None and x != y:
+            if column in RUN_CLOCK_COLUMNS and x != y:
                 for value in (x, y):
                     assert clock[0] <= value <= clock[1], f"{name}.{column}: {value} outside the runs {clock}"
             elif isinstance(x, float) and isinstance(y, float):
