@@ -252,6 +252,7 @@ def test_deployment_runs_execute_in_their_own_containers_and_failures_alert(
     # (measured here), so the task's exit code does not show a flow's failure: the run state does.
     assert _container_for(failing.id)["Id"] not in {c["Id"] for c in containers.values()}
     messages = webhook_receiver.wait_for(1, timeout=60)
+    assert messages, server.alert_report(failing.id)
     timings["failing run, created to alert"] = time.monotonic() - t0
     time.sleep(2)  # a second, different alert would arrive right behind the first
     # Distinct: on a SQLite-backed server under load a redelivered event can repeat a notification

@@ -253,6 +253,7 @@ def test_deployments_run_through_a_worker_and_failures_alert(
         assert failing.state.type.value == "FAILED", failing.state
 
         messages = webhook_receiver.wait_for(1, timeout=60)
+        assert messages, server.alert_report(failing.id)
         timings["failing run end to alert"] = (
             time.monotonic() - t0 - timings["pair + failing run (sequential via the slot)"]
         )

@@ -255,6 +255,7 @@ def test_served_deployments_run_from_the_cli_alert_on_failure_and_stop_cleanly(e
     assert (home / "warehouse.duckdb").exists(), "the runs did not use the serve process's INSIGHTFLOW_HOME"
 
     messages = webhook_receiver.wait_for(1, timeout=60)
+    assert messages, server.alert_report(failing.id)
     timings["failing run end to alert"] = time.monotonic() - t0 - timings["three runs, created to all done"]
     assert len(webhook_receiver.distinct()) == 1, messages
     text = messages[0]["subject"] + "\n" + messages[0]["body"]

@@ -270,6 +270,43 @@ class E2EServer:
             )
         return result
 
+    def alert_report(self, flow_run_id) -> str:
+        """What this server knows when an alert for ``flow_run_id`` did not arrive: for a failure message.
+
+        The run's own state events (was its Failed event recorded?), every automation event (did a
+        trigger fire, did its action fail, and why?) and the errors in the server's log. An alert lost
+        between the event and the webhook leaves its reason here and nowhere else.
+        """
+        import httpx
+
+        def events(filter_: dict) -> list[str]:
+            try:
+                response = httpx.post(f"{self.api_url}/events/filter", json={"filter": filter_, "limit": 50}, timeout=30)
+                response.raise_for_status()
+            except httpx.HTTPError as exc:
+                return [f"(events not readable: {exc!r})"]
+            return [
+                f"{e['occurred']} {e['event']} {e['resource'].get('prefect.resource.name', '')} "
+                f"{json.dumps(e.get('payload') or {})[:400]}"
+                for e in sorted(response.json().get("events", []), key=lambda e: e["occurred"])
+            ]
+
+        run_events = events({"resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}})
+        automation_events = events({"event": {"prefix": ["prefect.automation."]}})
+        log_path = self.home / "prefect-server.log"
+        log = log_path.read_text(errors="replace").splitlines() if log_path.exists() else []
+        errors = [line for line in log if re.search(r"error|exception|locked|traceback|failed", line, re.I)]
+        return "\n".join(
+            [
+                f"flow run {flow_run_id} events:",
+                *run_events,
+                "automation events:",
+                *automation_events,
+                f"server log ({log_path}), lines naming an error (last 40 of {len(errors)}):",
+                *errors[-40:],
+            ]
+        )
+
 
 @pytest.fixture(scope="module")
 def e2e_server(tmp_path_factory) -> Iterator[E2EServer]:
