@@ -18,6 +18,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -27,6 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tasks.core.prefect_server import local_prefect_server
+from tests.support.postgres import find_bin_dir, postgres_cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -274,14 +276,16 @@ class E2EServer:
         """What this server knows when an alert for ``flow_run_id`` did not arrive: for a failure message.
 
         The run's own state events (was its Failed event recorded?), every automation event (did a
-        trigger fire, did its action fail, and why?) and the errors in the server's log. An alert lost
-        between the event and the webhook leaves its reason here and nowhere else.
+        trigger fire, did its action fail, and why?), the events Prefect's in-memory broker dead-lettered
+        after its retries (never evaluated) and the errors in the server's log.
         """
         import httpx
 
         def events(filter_: dict) -> list[str]:
             try:
-                response = httpx.post(f"{self.api_url}/events/filter", json={"filter": filter_, "limit": 50}, timeout=30)
+                response = httpx.post(
+                    f"{self.api_url}/events/filter", json={"filter": filter_, "limit": 50}, timeout=30
+                )
                 response.raise_for_status()
             except httpx.HTTPError as exc:
                 return [f"(events not readable: {exc!r})"]
@@ -291,6 +295,16 @@ class E2EServer:
                 for e in sorted(response.json().get("events", []), key=lambda e: e["occurred"])
             ]
 
+        dead_letters = []  # events Prefect's in-memory broker gave up on after its retries
+        for path in sorted((self.home / "prefect-home" / "dlq").glob("*")):
+            try:
+                message = json.loads(path.read_text())
+                event = json.loads(message["data"])
+                dead_letters.append(
+                    f"{event['occurred']} {event['event']} {event['resource'].get('prefect.resource.name', '')}"
+                )
+            except (OSError, ValueError, KeyError) as exc:
+                dead_letters.append(f"{path.name}: unreadable ({exc!r})")
         run_events = events({"resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}})
         automation_events = events({"event": {"prefix": ["prefect.automation."]}})
         log_path = self.home / "prefect-server.log"
@@ -302,6 +316,8 @@ class E2EServer:
                 *run_events,
                 "automation events:",
                 *automation_events,
+                "dead-lettered events (never evaluated by the trigger service):",
+                *dead_letters,
                 f"server log ({log_path}), lines naming an error (last 40 of {len(errors)}):",
                 *errors[-40:],
             ]
@@ -310,13 +326,25 @@ class E2EServer:
 
 @pytest.fixture(scope="module")
 def e2e_server(tmp_path_factory) -> Iterator[E2EServer]:
+    """A server on PostgreSQL, as docs/deploy.md section 10 sets one up for production.
+
+    On SQLite, under this suite's load, the trigger service lost a failure alert: evaluating the run's
+    ``Failed`` event hit "database is locked" four times within 3 s, and Prefect's in-memory broker
+    (three immediate retries) moved the event to its dead-letter folder, so no alert was ever sent
+    (CI at ca8d331; reproduced here, the event found in ``$PREFECT_HOME/dlq``). Without PostgreSQL's
+    binaries (``bash .ci/install-postgresql``) it falls back to SQLite locally and fails under CI.
+    """
     home = tmp_path_factory.mktemp("e2e")
     processes = Processes(home)
     # Deployments carry real schedules (football every 5 minutes): the scheduler stays off in a test.
     # An ENQUEUEd run retries its concurrency slot after SLOT_WAIT (default 30 s).
     extra = {"PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1"}
-    try:
-        with local_prefect_server(home, extra_env=extra) as server:
-            yield E2EServer(server.api_url, server.ui_url, home, processes)
-    finally:
-        processes.stop_all()
+    bin_dir = find_bin_dir()
+    if bin_dir is None and os.environ.get("CI") == "true":
+        pytest.fail("PostgreSQL binaries missing (/usr/lib/postgresql/*/bin): .ci/install-postgresql installs them")
+    with ExitStack() as stack:
+        if bin_dir is not None:
+            extra["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = stack.enter_context(postgres_cluster(bin_dir)).url
+        server = stack.enter_context(local_prefect_server(home, extra_env=extra, timeout_s=420))
+        stack.callback(processes.stop_all)  # workers and serve processes go before their server
+        yield E2EServer(server.api_url, server.ui_url, home, processes)
