@@ -25,34 +25,22 @@ from collections.abc import Iterator
 
 import pytest
 
-from tasks.core.prefect_server import local_prefect_server
 from tests.deploy.test_prefect_yaml import client_for, run_deployment, server_python
 from tests.flows.test_serve import wait_for_deployments, wait_for_terminal
-from tests.support.deploy import REPO_ROOT, E2EServer, Processes
-from tests.support.postgres import Cluster, find_bin_dir, postgres_cluster
+from tests.support.deploy import REPO_ROOT, E2EServer, e2e_server_on
+from tests.support.postgres import Cluster, find_bin_dir, postgres_bin_dir, postgres_cluster
 
 pytestmark = [pytest.mark.deploy, pytest.mark.e2e, pytest.mark.timeout(900)]
 
 
 @pytest.fixture(scope="module")
 def pg_server(tmp_path_factory) -> Iterator[tuple[Cluster, E2EServer]]:
-    bin_dir = find_bin_dir()
-    if bin_dir is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail("PostgreSQL binaries missing (/usr/lib/postgresql/*/bin): .ci/install-postgresql installs them")
-        pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin (bash .ci/install-postgresql)")
-    home = tmp_path_factory.mktemp("pg-server")
-    processes = Processes(home)
-    with postgres_cluster(bin_dir) as cluster:
-        extra = {
-            "PREFECT_SERVER_DATABASE_CONNECTION_URL": cluster.url,
-            "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1",
-        }
-        try:
-            with local_prefect_server(home, extra_env=extra, timeout_s=420) as server:  # migrations, loaded machine
-                yield cluster, E2EServer(server.api_url, server.ui_url, home, processes)
-        finally:
-            processes.stop_all()
+    bin_dir = postgres_bin_dir(skip_without=True)
+    with (
+        postgres_cluster(bin_dir) as cluster,
+        e2e_server_on(tmp_path_factory.mktemp("pg-server"), cluster.url) as server,
+    ):
+        yield cluster, server
 
 
 def psql(cluster: Cluster, sql: str) -> str:

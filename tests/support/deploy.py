@@ -18,7 +18,7 @@ import tarfile
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import ExitStack
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -28,7 +28,7 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 
 from tasks.core.prefect_server import local_prefect_server
-from tests.support.postgres import find_bin_dir, postgres_cluster
+from tests.support.postgres import postgres_bin_dir, postgres_cluster
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 PREFECT = [sys.executable, "-m", "prefect"]
@@ -281,6 +281,9 @@ class E2EServer:
         """
         import httpx
 
+        def describe(event: dict) -> str:
+            return f"{event['occurred']} {event['event']} {event['resource'].get('prefect.resource.name', '')}"
+
         def events(filter_: dict) -> list[str]:
             try:
                 response = httpx.post(
@@ -290,19 +293,14 @@ class E2EServer:
             except httpx.HTTPError as exc:
                 return [f"(events not readable: {exc!r})"]
             return [
-                f"{e['occurred']} {e['event']} {e['resource'].get('prefect.resource.name', '')} "
-                f"{json.dumps(e.get('payload') or {})[:400]}"
+                f"{describe(e)} {json.dumps(e.get('payload') or {})[:400]}"
                 for e in sorted(response.json().get("events", []), key=lambda e: e["occurred"])
             ]
 
         dead_letters = []  # events Prefect's in-memory broker gave up on after its retries
         for path in sorted((self.home / "prefect-home" / "dlq").glob("*")):
             try:
-                message = json.loads(path.read_text())
-                event = json.loads(message["data"])
-                dead_letters.append(
-                    f"{event['occurred']} {event['event']} {event['resource'].get('prefect.resource.name', '')}"
-                )
+                dead_letters.append(describe(json.loads(json.loads(path.read_text())["data"])))
             except (OSError, ValueError, KeyError) as exc:
                 dead_letters.append(f"{path.name}: unreadable ({exc!r})")
         run_events = events({"resource": {"id": [f"prefect.flow-run.{flow_run_id}"]}})
@@ -324,6 +322,25 @@ class E2EServer:
         )
 
 
+@contextmanager
+def e2e_server_on(home: Path, database_url: str | None = None) -> Iterator[E2EServer]:
+    """A throwaway server under ``home`` on ``database_url`` (default: SQLite in ``home``).
+
+    Deployments carry real schedules (football every 5 minutes): the scheduler stays off in a test. An
+    ENQUEUEd run retries its concurrency slot after SLOT_WAIT (default 30 s), here 1 s. The processes a
+    test starts are stopped before their server.
+    """
+    extra = {"PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1"}
+    if database_url:
+        extra["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = database_url
+    processes = Processes(home)
+    with local_prefect_server(home, extra_env=extra, timeout_s=420) as server:  # migrations, loaded machine
+        try:
+            yield E2EServer(server.api_url, server.ui_url, home, processes)
+        finally:
+            processes.stop_all()
+
+
 @pytest.fixture(scope="module")
 def e2e_server(tmp_path_factory) -> Iterator[E2EServer]:
     """A server on PostgreSQL, as docs/deploy.md section 10 sets one up for production.
@@ -335,16 +352,7 @@ def e2e_server(tmp_path_factory) -> Iterator[E2EServer]:
     binaries (``bash .ci/install-postgresql``) it falls back to SQLite locally and fails under CI.
     """
     home = tmp_path_factory.mktemp("e2e")
-    processes = Processes(home)
-    # Deployments carry real schedules (football every 5 minutes): the scheduler stays off in a test.
-    # An ENQUEUEd run retries its concurrency slot after SLOT_WAIT (default 30 s).
-    extra = {"PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "1"}
-    bin_dir = find_bin_dir()
-    if bin_dir is None and os.environ.get("CI") == "true":
-        pytest.fail("PostgreSQL binaries missing (/usr/lib/postgresql/*/bin): .ci/install-postgresql installs them")
+    bin_dir = postgres_bin_dir(skip_without=False)
     with ExitStack() as stack:
-        if bin_dir is not None:
-            extra["PREFECT_SERVER_DATABASE_CONNECTION_URL"] = stack.enter_context(postgres_cluster(bin_dir)).url
-        server = stack.enter_context(local_prefect_server(home, extra_env=extra, timeout_s=420))
-        stack.callback(processes.stop_all)  # workers and serve processes go before their server
-        yield E2EServer(server.api_url, server.ui_url, home, processes)
+        url = stack.enter_context(postgres_cluster(bin_dir)).url if bin_dir else None
+        yield stack.enter_context(e2e_server_on(home, url))

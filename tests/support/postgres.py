@@ -19,6 +19,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import pytest
+
 from tasks.core.prefect_server import free_port
 
 BIN_GLOB = "/usr/lib/postgresql/*/bin"
@@ -31,6 +33,17 @@ def find_bin_dir() -> Path | None:
         if all((bin_dir / tool).exists() for tool in ("initdb", "pg_ctl", "postgres")):
             return bin_dir
     return None
+
+
+def postgres_bin_dir(*, skip_without: bool) -> Path | None:
+    """``find_bin_dir()``, failing the test under CI without the binaries; elsewhere skip it or return None."""
+    bin_dir = find_bin_dir()
+    if bin_dir is None:
+        if os.environ.get("CI") == "true":
+            pytest.fail("PostgreSQL binaries missing (/usr/lib/postgresql/*/bin): .ci/install-postgresql installs them")
+        if skip_without:
+            pytest.skip("PostgreSQL binaries not found under /usr/lib/postgresql/*/bin (bash .ci/install-postgresql)")
+    return bin_dir
 
 
 @dataclass(frozen=True)
